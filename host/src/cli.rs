@@ -1,0 +1,75 @@
+//! The `hoard` command line: `serve` and `plugin check`.
+
+use crate::config::Config;
+use crate::storage::sled::SledStore;
+use crate::storage::{Limits, Storage};
+use crate::wasm::{Runtime, WasmConfig};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// hoard: a storage host for game servers.
+#[derive(Debug, Parser)]
+#[command(name = "hoard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the configured games over HTTP until Ctrl-C.
+    Serve {
+        /// Config file (default: configs/offline.toml if present). HOARD_*
+        /// environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check that a component fits the hoard plugin world, and print what it
+    /// exports and how it describes itself.
+    Check {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+}
+
+/// Loads the config named on the command line, with `--listen` applied.
+pub fn serve_config(config: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<Config, crate::config::ConfigError> {
+    let mut config = Config::load(config)?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    Ok(config)
+}
+
+/// Checks a plugin file: the report on success, the reason on failure.
+pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
+    let store = SledStore::open_temporary().map_err(|e| e.to_string())?;
+    let storage = Storage { hot: store.clone(), cold: store, limits: Limits::default() };
+    let wasm = WasmConfig { instances_max: 4, ..WasmConfig::default() };
+    let runtime = Runtime::new(wasm, storage).map_err(|e| e.to_string())?;
+    let name = "check";
+    let plugin = runtime.load(name, file).await.map_err(|e| e.to_string())?;
+    let info = plugin.info();
+    let mut report = format!("{} fits the hoard:plugin/plugin@0.1.0 world\n", file.display());
+    report += &format!(
+        "game: {} {} ({} to {} players)\n  {}\nexports:\n",
+        info.name, info.version, info.min_players, info.max_players, info.description
+    );
+    for export in plugin.exports() {
+        report += &format!("  {export}\n");
+    }
+    Ok(report)
+}

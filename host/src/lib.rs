@@ -1,0 +1,27 @@
+//! # hoard
+//!
+//! A storage host for game servers. Game designers ship a game as a WASM
+//! component; hoard runs it sandboxed and gives it hot (Redis-like) and cold
+//! (Postgres-like) storage through WIT; players reach it over HTTP.
+//!
+//! # Layout
+//! - [`config`]: the configuration (figment: file, `HOARD_*` environment).
+//! - [`storage`]: the hot and cold capabilities as traits, writes as values,
+//!   and the backends (sled today).
+//! - [`wasm`]: the wasmtime runtime: loading plugins, instances, host
+//!   functions.
+//! - [`session`]: game sessions: players, tokens, ordering of actions,
+//!   durable state.
+//! - [`api`]: the HTTP API; the only module that knows its JSON wire format.
+//! - [`cli`]: the `hoard` command line.
+//!
+//! The entry point is [`run`]: tests call it on port 0.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod session;
+pub mod storage;
+pub mod wasm;
+
+pub use api::run;

@@ -1,0 +1,141 @@
+//! Storage: the two capabilities hoard gives plugins, and their backends.
+//!
+//! - [`HotStore`]: Redis-like state (values with TTL, counters, hashes,
+//!   leaderboards, publish).
+//! - [`ColdStore`]: Postgres-like records (versioned JSON documents, queries,
+//!   transactions, history streams).
+//!
+//! **Every write is a value.** Reads are plain trait methods; every write is
+//! an [`Op`] (an id, a namespace and a [`HotWrite`] or [`ColdWrite`]) passed
+//! to `apply`. The same value can therefore be applied, queued, replayed and
+//! deduplicated by a layer that wraps a backend without knowing its insides.
+//!
+//! Backends are siblings that only implement the traits: [`sled`] (embedded,
+//! both capabilities). A write is acknowledged (its `apply` returns) only once
+//! it is durable.
+//!
+//! **Invariant:** this module knows nothing of wasmtime, HTTP, JSON wire
+//! formats of the API, or figment. Namespaces keep plugins apart: every key is
+//! scoped by the [`Namespace`] of the op or read.
+
+mod error;
+mod limits;
+mod op;
+pub mod query;
+pub mod sled;
+
+pub use error::Error;
+pub use limits::Limits;
+pub use op::{
+    Applied, ColdWrite, HotWrite, Namespace, NamespaceError, Op, OpId, RecordWrite,
+};
+pub use query::{Compare, Condition};
+
+use async_trait::async_trait;
+
+/// A storage result: the error is the one guests see.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A leaderboard row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub member: String,
+    pub score: f64,
+    /// 0 is the top.
+    pub rank: u64,
+}
+
+/// A cold record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    /// 1 after the first write, +1 for every later write.
+    pub version: u64,
+    /// A JSON document.
+    pub body: String,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub records: Vec<Record>,
+    /// Opaque; pass back to continue after the last record.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of a history stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub body: String,
+}
+
+/// Hot storage: fast, Redis-like. Values, hashes and leaderboards are three
+/// separate keyspaces inside each namespace.
+#[async_trait]
+pub trait HotStore: Send + Sync + 'static {
+    /// Applies one write durably, returning its result.
+    async fn apply(&self, op: &Op<HotWrite>) -> Result<Applied>;
+
+    async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
+    async fn hash_get(&self, ns: &Namespace, key: &str, field: &str) -> Result<Option<Vec<u8>>>;
+    /// Every field, sorted by field name.
+    async fn hash_get_all(&self, ns: &Namespace, key: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    async fn leaderboard_top(&self, ns: &Namespace, board: &str, n: u32) -> Result<Vec<Entry>>;
+    async fn leaderboard_rank(&self, ns: &Namespace, board: &str, member: &str)
+    -> Result<Option<Entry>>;
+    /// Up to `n` entries above `member`, the member, up to `n` below.
+    async fn leaderboard_around(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+        n: u32,
+    ) -> Result<Vec<Entry>>;
+
+    /// Checks the backend answers; used by `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Cold storage: durable, Postgres-like.
+#[async_trait]
+pub trait ColdStore: Send + Sync + 'static {
+    /// Applies one write (or one transaction) durably and atomically.
+    async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied>;
+
+    async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>>;
+    async fn list(
+        &self,
+        ns: &Namespace,
+        collection: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page>;
+    async fn query(
+        &self,
+        ns: &Namespace,
+        collection: &str,
+        conditions: &[Condition],
+        limit: u32,
+    ) -> Result<Vec<Record>>;
+    /// Entries after `after`, oldest first; `NotFound` if the stream was never
+    /// appended to.
+    async fn read_history(
+        &self,
+        ns: &Namespace,
+        stream: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>>;
+
+    async fn ping(&self) -> Result<()>;
+}
+
+/// The storage a host hands out: both capabilities and the limits on them.
+#[derive(Clone)]
+pub struct Storage {
+    pub hot: std::sync::Arc<dyn HotStore>,
+    pub cold: std::sync::Arc<dyn ColdStore>,
+    pub limits: Limits,
+}

@@ -1,0 +1,460 @@
+//! The plugin runtime: wasmtime engine, linker, plugin loading and calls.
+//!
+//! - One [`Runtime`] per host: the engine (pooling allocator, epoch
+//!   interruption), the linker (hoard's WIT imports plus an empty WASI) and
+//!   the epoch ticker thread.
+//! - One [`Plugin`] per loaded component, compiled once into an
+//!   `InstancePre`.
+//! - One [`Instance`] per game session: a store of its own with memory and
+//!   time limits. Instances are never shared between sessions, so a plugin
+//!   cannot carry one session's data into another.
+//!
+//! Host functions live one file per WIT interface ([`hot`], [`cold`]). They
+//! check guest-supplied sizes before anything else, turn guest requests into
+//! storage ops, and return storage errors as WIT errors; only a host bug
+//! traps.
+//!
+//! **Invariant:** this is the only module that knows wasmtime or the
+//! generated bindings; nothing outside sees a WIT type.
+
+mod cold;
+mod hot;
+
+use crate::storage::{self, Namespace, Storage};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The generated bindings of `wit/`: the one `bindgen!` in hoard.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+        trappable_error_type: {
+            "hoard:plugin/types.error" => crate::storage::Error,
+        },
+    });
+}
+
+use bindings::exports::hoard::plugin::game;
+
+/// Limits and sizes of the plugin runtime.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmConfig {
+    /// Most linear memory one plugin instance may grow to.
+    pub memory_bytes_max: u64,
+    /// Longest one plugin call may run before it is interrupted.
+    pub call_timeout_ms: u64,
+    /// How often the epoch ticks; a call overruns by at most one tick.
+    pub epoch_tick_ms: u64,
+    /// Most plugin instances alive at once (one per active session, plus a
+    /// few for loading and checking). Sized into the pooling allocator.
+    pub instances_max: u32,
+}
+
+impl Default for WasmConfig {
+    fn default() -> Self {
+        WasmConfig {
+            memory_bytes_max: 64 * 1024 * 1024,
+            call_timeout_ms: 250,
+            epoch_tick_ms: 10,
+            instances_max: 1024,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a WebAssembly component: {reason}")]
+    NotAComponent { path: String, reason: String },
+    #[error("{path} does not fit the hoard:plugin/plugin@0.1.0 world: {reason}")]
+    WrongWorld { path: String, reason: String },
+    #[error("{path} failed while describing itself: {fault}")]
+    Describe { path: String, fault: Fault },
+    #[error(transparent)]
+    Name(#[from] storage::NamespaceError),
+    #[error("cannot start the wasm engine: {0}")]
+    Engine(String),
+}
+
+/// A plugin call that failed through the plugin's own fault. The host stays
+/// up; the instance is discarded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("the plugin ran longer than its limit of {limit_ms} ms and was stopped")]
+    TimedOut { limit_ms: u64 },
+    #[error("the plugin tried to grow its memory past its limit of {limit_bytes} bytes")]
+    OutOfMemory { limit_bytes: u64 },
+    #[error("the plugin trapped: {0}")]
+    Trapped(String),
+    #[error("no plugin instance could be created: {0}")]
+    Instantiate(String),
+}
+
+/// A refusal by the game's rules; the player gets it as a 4xx error.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{message}")]
+    Malformed { code: String, message: String },
+    #[error("{message}")]
+    Illegal { code: String, message: String },
+    #[error("it is not your turn")]
+    NotYourTurn,
+    #[error("the session has no free seat")]
+    Full,
+    #[error("you are not seated in this session")]
+    NotSeated,
+    #[error("the game has ended")]
+    Finished,
+    #[error("the game's storage failed: {0}")]
+    Storage(storage::Error),
+}
+
+/// The result of a plugin call.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Refused(Refusal),
+    #[error(transparent)]
+    Fault(Fault),
+}
+
+/// A game's self-description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GameInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub min_players: u32,
+    pub max_players: u32,
+}
+
+/// What a successful action returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Turn {
+    pub state: Vec<u8>,
+    /// A JSON document, once the game has ended.
+    pub outcome: Option<String>,
+}
+
+/// Per-instance store data: what host functions can reach.
+pub struct InstanceData {
+    /// Whose keys this instance reads and writes: fixed at instantiation, so
+    /// a plugin can never name another plugin's data.
+    namespace: Namespace,
+    storage: Storage,
+    /// A context that grants nothing: no files, sockets, env or args.
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for InstanceData {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::hoard::plugin::types::Host for InstanceData {
+    fn convert_error(
+        &mut self,
+        error: storage::Error,
+    ) -> wasmtime::Result<bindings::hoard::plugin::types::Error> {
+        use bindings::hoard::plugin::types as wit;
+        Ok(match error {
+            storage::Error::NotFound => wit::Error::NotFound,
+            storage::Error::Conflict { expected, current } => {
+                wit::Error::Conflict(wit::Conflict { expected, current })
+            }
+            storage::Error::Unavailable(reason) => {
+                // The reason is for the operator, not the guest.
+                tracing::warn!(namespace = %self.namespace, %reason, "storage unavailable");
+                wit::Error::Unavailable
+            }
+            storage::Error::Invalid { field, reason } => {
+                wit::Error::Invalid(wit::Invalid { field: field.to_owned(), reason })
+            }
+            storage::Error::LimitExceeded { what, max, actual } => {
+                wit::Error::LimitExceeded(wit::Limit { what: what.to_owned(), max, actual })
+            }
+        })
+    }
+}
+
+/// The engine, linker and epoch ticker shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InstanceData>,
+    config: WasmConfig,
+    storage: Storage,
+    /// Tells the epoch ticker thread to stop when the runtime is dropped.
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(config: WasmConfig, storage: Storage) -> Result<Self, LoadError> {
+        let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        let instances = config.instances_max.max(1);
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(4))
+            .total_stacks(instances)
+            // The store limiter enforces `memory_bytes_max` with a clear trap;
+            // the pool allows more so the limiter is what a guest hits.
+            .max_memory_size(usize::try_from(config.memory_bytes_max.saturating_mul(2)).unwrap_or(usize::MAX));
+        let mut engine_config = wasmtime::Config::new();
+        engine_config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&engine_config).map_err(engine_error)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |data| data)
+            .map_err(engine_error)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+        let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("hoard-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        Ok(Runtime { engine, linker, config, storage, ticker_stop })
+    }
+
+    /// Compiles and checks a plugin, and asks it to describe itself. `name`
+    /// is the plugin's namespace.
+    pub async fn load(&self, name: &str, path: &Path) -> Result<Plugin, LoadError> {
+        let bytes = std::fs::read(path)
+            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        self.load_bytes(name, &path.display().to_string(), &bytes).await
+    }
+
+    pub async fn load_bytes(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let namespace = Namespace::plugin(name)?;
+        let path = origin.to_owned();
+        let component = Component::from_binary(&self.engine, bytes).map_err(|e| {
+            LoadError::NotAComponent { path: path.clone(), reason: root_cause(&e) }
+        })?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld { path: path.clone(), reason: format!("{e:#}") };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(wrong_world)?;
+        let exports = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let mut plugin = Plugin {
+            namespace,
+            pre,
+            runtime: RuntimeHandle { config: self.config.clone(), storage: self.storage.clone() },
+            info: GameInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                min_players: 0,
+                max_players: 0,
+            },
+            exports,
+        };
+        let mut instance = plugin
+            .instantiate()
+            .await
+            .map_err(|fault| LoadError::Describe { path: path.clone(), fault })?;
+        plugin.info = instance
+            .describe()
+            .await
+            .map_err(|fault| LoadError::Describe { path: path.clone(), fault })?;
+        Ok(plugin)
+    }
+}
+
+/// What each plugin needs from the runtime to make instances.
+#[derive(Clone)]
+struct RuntimeHandle {
+    config: WasmConfig,
+    storage: Storage,
+}
+
+/// A loaded plugin: compiled once, instantiated per session.
+pub struct Plugin {
+    namespace: Namespace,
+    pre: bindings::PluginPre<InstanceData>,
+    runtime: RuntimeHandle,
+    info: GameInfo,
+    exports: Vec<String>,
+}
+
+impl Plugin {
+    pub fn info(&self) -> &GameInfo {
+        &self.info
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The component's exported interfaces, as `plugin check` prints them.
+    pub fn exports(&self) -> &[String] {
+        &self.exports
+    }
+
+    /// A fresh instance with its own store, memory and limits.
+    pub async fn instantiate(&self) -> Result<Instance, Fault> {
+        let config = &self.runtime.config;
+        let data = InstanceData {
+            namespace: self.namespace.clone(),
+            storage: self.runtime.storage.clone(),
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(usize::try_from(config.memory_bytes_max).unwrap_or(usize::MAX))
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(self.pre.engine(), data);
+        store.limiter(|data| &mut data.limits);
+        store.set_epoch_deadline(deadline_ticks(config));
+        let guest = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| classify(e, config))?;
+        Ok(Instance { store, guest, config: config.clone() })
+    }
+}
+
+/// A live plugin instance serving one session.
+pub struct Instance {
+    store: Store<InstanceData>,
+    guest: bindings::Plugin,
+    config: WasmConfig,
+}
+
+impl Instance {
+    fn arm(&mut self) {
+        self.store.set_epoch_deadline(deadline_ticks(&self.config));
+    }
+
+    pub async fn describe(&mut self) -> Result<GameInfo, Fault> {
+        self.arm();
+        let info = self
+            .guest
+            .hoard_plugin_game()
+            .call_describe(&mut self.store)
+            .await
+            .map_err(|e| classify(e, &self.config))?;
+        Ok(GameInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            min_players: info.min_players,
+            max_players: info.max_players,
+        })
+    }
+
+    pub async fn create(&mut self, session_id: &str, seed: u64, config: &str) -> Result<Vec<u8>, CallError> {
+        self.arm();
+        let session = game::Session { id: session_id.to_owned(), seed };
+        let result = self.guest.hoard_plugin_game().call_create(&mut self.store, &session, config).await;
+        settle(result, &self.config)
+    }
+
+    pub async fn join(&mut self, state: &[u8], player: &str) -> Result<Vec<u8>, CallError> {
+        self.arm();
+        let result = self.guest.hoard_plugin_game().call_join(&mut self.store, state, player).await;
+        settle(result, &self.config)
+    }
+
+    pub async fn act(&mut self, state: &[u8], player: &str, action: &str) -> Result<Turn, CallError> {
+        self.arm();
+        let result = self.guest.hoard_plugin_game().call_act(&mut self.store, state, player, action).await;
+        settle(result, &self.config).map(|turn| Turn { state: turn.state, outcome: turn.outcome })
+    }
+
+    pub async fn view(&mut self, state: &[u8], player: Option<&str>) -> Result<String, CallError> {
+        self.arm();
+        let result = self.guest.hoard_plugin_game().call_view(&mut self.store, state, player).await;
+        settle(result, &self.config)
+    }
+}
+
+fn deadline_ticks(config: &WasmConfig) -> u64 {
+    config.call_timeout_ms.div_ceil(config.epoch_tick_ms.max(1)).max(1)
+}
+
+fn settle<T>(
+    result: wasmtime::Result<Result<T, game::GameError>>,
+    config: &WasmConfig,
+) -> Result<T, CallError> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(refusal)) => Err(CallError::Refused(refusal_from_wit(refusal))),
+        Err(error) => Err(CallError::Fault(classify(error, config))),
+    }
+}
+
+fn refusal_from_wit(error: game::GameError) -> Refusal {
+    use bindings::hoard::plugin::types::Error as Wit;
+    match error {
+        game::GameError::Malformed(p) => Refusal::Malformed { code: p.code, message: p.message },
+        game::GameError::Illegal(p) => Refusal::Illegal { code: p.code, message: p.message },
+        game::GameError::NotYourTurn => Refusal::NotYourTurn,
+        game::GameError::Full => Refusal::Full,
+        game::GameError::NotSeated => Refusal::NotSeated,
+        game::GameError::Finished => Refusal::Finished,
+        game::GameError::Storage(error) => Refusal::Storage(match error {
+            Wit::NotFound => storage::Error::NotFound,
+            Wit::Conflict(c) => storage::Error::Conflict { expected: c.expected, current: c.current },
+            Wit::Unavailable => storage::Error::Unavailable("reported by the plugin".into()),
+            Wit::Invalid(i) => storage::Error::Invalid { field: "argument", reason: format!("{}: {}", i.field, i.reason) },
+            Wit::LimitExceeded(l) => storage::Error::LimitExceeded { what: "limit", max: l.max, actual: l.actual },
+        }),
+    }
+}
+
+/// Names what went wrong in a trapped call, for the player and the log.
+fn classify(error: wasmtime::Error, config: &WasmConfig) -> Fault {
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return Fault::TimedOut { limit_ms: config.call_timeout_ms };
+    }
+    let text = format!("{error:#}");
+    if text.contains("forcing trap when growing memory") {
+        return Fault::OutOfMemory { limit_bytes: config.memory_bytes_max };
+    }
+    if text.contains("maximum concurrent") || text.contains("pooling allocator") {
+        return Fault::Instantiate(text);
+    }
+    Fault::Trapped(root_cause(&error))
+}
+
+fn root_cause(error: &wasmtime::Error) -> String {
+    let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
+    chain.join(": ")
+}
