@@ -45,6 +45,56 @@ pub enum PluginCommand {
     },
 }
 
+/// Parses the command line and runs it: the whole `hoard` binary. Errors are
+/// printed as sentences and turn into a failing exit code.
+pub fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "hoard=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(format!("cannot start the async runtime: {error}")),
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen } => {
+                let config = match serve_config(config.as_deref(), listen) {
+                    Ok(config) => config,
+                    Err(error) => return fail(error.to_string()),
+                };
+                let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+                    Ok(listener) => listener,
+                    Err(error) => return fail(format!("cannot listen on {}: {error}", config.server.listen)),
+                };
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                    tracing::info!("shutting down");
+                };
+                match crate::run(config, listener, shutdown).await {
+                    Ok(()) => std::process::ExitCode::SUCCESS,
+                    Err(error) => fail(error.to_string()),
+                }
+            }
+            Command::Plugin { command: PluginCommand::Check { file } } => match check_plugin(&file).await {
+                Ok(report) => {
+                    print!("{report}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(reason) => fail(format!("rejected: {reason}")),
+            },
+        }
+    })
+}
+
+fn fail(message: String) -> std::process::ExitCode {
+    eprintln!("hoard: {message}");
+    std::process::ExitCode::FAILURE
+}
+
 /// Loads the config named on the command line, with `--listen` applied.
 pub fn serve_config(config: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<Config, crate::config::ConfigError> {
     let mut config = Config::load(config)?;

@@ -1,0 +1,51 @@
+//! # hoard-sdk: write a hoard game plugin in Rust
+//!
+//! The generated bindings of hoard's WIT (`wit/` at the repository root),
+//! with shorter names and a few helpers:
+//!
+//! - [`hot`] and [`cold`]: the storage a plugin gets (keys, hashes,
+//!   leaderboards; versioned JSON records, transactions, history).
+//! - [`Game`]: the trait a plugin implements; [`export!`] registers it.
+//! - [`GameError`] helpers: [`GameError::illegal`], [`GameError::malformed`],
+//!   and `?` on a storage call turns its error into [`GameError::Storage`].
+//!
+//! ```ignore
+//! struct MyGame;
+//! impl hoard_sdk::Game for MyGame { /* describe, create, join, act, view */ }
+//! hoard_sdk::export!(MyGame);
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`: the result is a
+//! component the host loads (`hoard plugin check FILE.wasm` tells whether it
+//! fits).
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "plugin",
+    pub_export_macro: true,
+    export_macro_name: "export",
+    default_bindings_module: "hoard_sdk",
+});
+
+pub use exports::hoard::plugin::game::{
+    GameError, Guest as Game, Info, Problem, Session, Turn,
+};
+pub use hoard::plugin::{cold, hot, types};
+
+impl GameError {
+    /// The rules forbid this action now; `code` is a stable snake_case name.
+    pub fn illegal(code: &str, message: impl Into<String>) -> Self {
+        GameError::Illegal(Problem { code: code.to_owned(), message: message.into() })
+    }
+
+    /// The action or config is not well formed.
+    pub fn malformed(code: &str, message: impl Into<String>) -> Self {
+        GameError::Malformed(Problem { code: code.to_owned(), message: message.into() })
+    }
+}
+
+impl From<types::Error> for GameError {
+    fn from(error: types::Error) -> Self {
+        GameError::Storage(error)
+    }
+}

@@ -1,0 +1,124 @@
+//! Cards, suits, the deck, and the seeded shuffle.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A suit; also its index 0..4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Suit {
+    Spades,
+    Hearts,
+    Diamonds,
+    Clubs,
+}
+
+impl Suit {
+    pub const ALL: [Suit; 4] = [Suit::Spades, Suit::Hearts, Suit::Diamonds, Suit::Clubs];
+
+    pub fn letter(self) -> char {
+        ['S', 'H', 'D', 'C'][self as usize]
+    }
+
+    /// Accepts a letter (`S`) or a name (`spades`), any case.
+    pub fn parse(text: &str) -> Option<Suit> {
+        let text = text.to_ascii_lowercase();
+        Suit::ALL.into_iter().find(|s| {
+            let name = ["spades", "hearts", "diamonds", "clubs"][*s as usize];
+            text == name || text.len() == 1 && text.starts_with(s.letter().to_ascii_lowercase())
+        })
+    }
+}
+
+/// A card: `suit * 13 + rank`, rank 0 is a two and 12 an ace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Card(pub u8);
+
+const RANKS: &[u8; 13] = b"23456789TJQKA";
+
+impl Card {
+    pub fn new(suit: Suit, rank: u8) -> Card {
+        debug_assert!(rank < 13);
+        Card(suit as u8 * 13 + rank)
+    }
+
+    pub fn suit(self) -> Suit {
+        Suit::ALL[(self.0 / 13) as usize]
+    }
+
+    /// 0 (two) to 12 (ace).
+    pub fn rank(self) -> u8 {
+        self.0 % 13
+    }
+
+    pub fn is_ace(self) -> bool {
+        self.rank() == 12
+    }
+
+    /// Parses `AS`, `TH`, `10H`, `9c`: rank then suit letter.
+    pub fn parse(text: &str) -> Option<Card> {
+        let text = text.trim().to_ascii_uppercase();
+        let (rank, suit) = text.split_at(text.len().checked_sub(1)?);
+        let rank = if rank == "10" { b'T' } else if rank.len() == 1 { rank.as_bytes()[0] } else { return None };
+        let rank = RANKS.iter().position(|r| *r == rank)? as u8;
+        Some(Card::new(Suit::parse(suit)?, rank))
+    }
+}
+
+impl fmt::Display for Card {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", RANKS[self.rank() as usize] as char, self.suit().letter())
+    }
+}
+
+/// All 52 cards, shuffled by a generator seeded from `seed` and `round`, so
+/// the same session replays the same deals.
+pub fn shuffled_deck(seed: u64, round: u32) -> Vec<Card> {
+    let mut deck: Vec<Card> = (0..52).map(Card).collect();
+    let mut rng = SplitMix64(seed ^ (u64::from(round)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Fisher-Yates.
+    for i in (1..deck.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        deck.swap(i, j);
+    }
+    deck
+}
+
+/// A small, well-mixed generator: plenty for shuffling, and the same on every
+/// platform, which matters more here than cryptographic strength.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cards_round_trip_through_their_names() {
+        for card in (0..52).map(Card) {
+            assert_eq!(Card::parse(&card.to_string()), Some(card));
+        }
+        assert_eq!(Card::parse("10h"), Card::parse("TH"));
+        assert_eq!(Card::parse("1H"), None);
+        assert_eq!(Card::parse("AX"), None);
+        assert_eq!(Card::parse(""), None);
+    }
+
+    #[test]
+    fn a_seed_fixes_the_shuffle() {
+        let deck = shuffled_deck(7, 1);
+        assert_eq!(deck, shuffled_deck(7, 1));
+        assert_ne!(deck, shuffled_deck(7, 2));
+        let mut sorted = deck.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..52).map(Card).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,381 @@
+//! The rules of Hokm as a state machine: [`Game`] plus [`Game::act`].
+//!
+//! Pure and deterministic: no storage, no clock, randomness only from the
+//! session's seed. The plugin glue (`plugin.rs`) and the benchmark both call
+//! it.
+
+use crate::cards::{Card, Suit, shuffled_deck};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub const SEATS: usize = 4;
+/// Tricks a side needs to win a hand.
+pub const TRICKS_TO_WIN: u8 = 7;
+
+/// Where a game stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Fewer than four players have joined.
+    Waiting,
+    /// Cards are dealt five each; the Hakem must name trump.
+    ChoosingTrump,
+    Playing,
+    /// A side reached the target; `winner` is its team (0 or 1).
+    Finished { winner: u8 },
+}
+
+/// A completed trick.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trick {
+    /// (seat, card) in the order played.
+    pub plays: Vec<(u8, Card)>,
+    pub winner: u8,
+}
+
+/// A completed hand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandResult {
+    pub hakem: u8,
+    pub tricks: [u8; 2],
+    pub points: [u8; 2],
+    /// 7-0: worth 2 to the Hakem's side, 3 against it.
+    pub kot: bool,
+}
+
+/// A whole game. Seats are numbered in play order (anticlockwise round the
+/// table): seat `s + 1` plays after seat `s`, and partners sit opposite, so
+/// team = seat % 2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Game {
+    pub seed: u64,
+    pub target_points: u8,
+    /// Player names by seat, in join order.
+    pub players: Vec<String>,
+    pub phase: Phase,
+    /// 1 for the first hand; 0 before it.
+    pub hand_number: u32,
+    pub hakem: u8,
+    /// The face-up deal that chose the first Hakem: up to the first ace.
+    pub hakem_draw: Vec<(u8, Card)>,
+    pub hands: [Vec<Card>; SEATS],
+    /// Cards dealt only after trump is named.
+    pub stock: Vec<Card>,
+    pub trump: Option<Suit>,
+    pub turn: u8,
+    /// The trick being played: (seat, card).
+    pub trick: Vec<(u8, Card)>,
+    /// Tricks won by each team in this hand.
+    pub tricks: [u8; 2],
+    /// Points of each team in the game.
+    pub points: [u8; 2],
+    pub last_trick: Option<Trick>,
+    pub last_hand: Option<HandResult>,
+}
+
+/// What a player can do.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// The Hakem names trump: `{"type": "trump", "suit": "H"}`.
+    Trump { suit: String },
+    /// Play a card: `{"type": "play", "card": "QS"}`.
+    Play { card: String },
+}
+
+/// Why an action was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not well formed: a bad card or suit name, an unknown action.
+    Malformed(&'static str, String),
+    /// Against the rules now.
+    Illegal(&'static str, String),
+    NotYourTurn,
+    Full,
+    NotSeated,
+    Finished,
+}
+
+/// Settings a session may choose.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Points that win the game: 7 by the usual rules.
+    pub target_points: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { target_points: 7 }
+    }
+}
+
+fn illegal(code: &'static str, message: &str) -> Refusal {
+    Refusal::Illegal(code, message.to_owned())
+}
+
+impl Game {
+    pub fn new(seed: u64, config: &str) -> Result<Game, Refusal> {
+        let config: Config = serde_json::from_str(config)
+            .map_err(|e| Refusal::Malformed("bad_config", format!("bad config: {e}")))?;
+        if !(1..=50).contains(&config.target_points) {
+            return Err(Refusal::Malformed("bad_config", "target_points must be 1 to 50".into()));
+        }
+        Ok(Game {
+            seed,
+            target_points: config.target_points,
+            players: Vec::with_capacity(SEATS),
+            phase: Phase::Waiting,
+            hand_number: 0,
+            hakem: 0,
+            hakem_draw: Vec::new(),
+            hands: Default::default(),
+            stock: Vec::new(),
+            trump: None,
+            turn: 0,
+            trick: Vec::with_capacity(SEATS),
+            tricks: [0; 2],
+            points: [0; 2],
+            last_trick: None,
+            last_hand: None,
+        })
+    }
+
+    pub fn seat_of(&self, player: &str) -> Option<u8> {
+        self.players.iter().position(|p| p == player).map(|s| s as u8)
+    }
+
+    /// Seats a player; the fourth starts the game.
+    pub fn join(&mut self, player: &str) -> Result<(), Refusal> {
+        if self.players.len() == SEATS {
+            return Err(Refusal::Full);
+        }
+        if self.seat_of(player).is_some() {
+            return Err(illegal("already_seated", "you are already seated"));
+        }
+        self.players.push(player.to_owned());
+        if self.players.len() == SEATS {
+            self.choose_first_hakem();
+            self.deal();
+        }
+        Ok(())
+    }
+
+    /// Deals face up, one card each in seat order, until an ace shows: its
+    /// holder is the first Hakem.
+    fn choose_first_hakem(&mut self) {
+        let deck = shuffled_deck(self.seed, 0);
+        for (i, card) in deck.into_iter().enumerate() {
+            let seat = (i % SEATS) as u8;
+            self.hakem_draw.push((seat, card));
+            if card.is_ace() {
+                self.hakem = seat;
+                return;
+            }
+        }
+        unreachable!("a deck holds four aces");
+    }
+
+    /// Starts a hand: five cards each, beginning with the Hakem, who then
+    /// names trump; the rest wait in the stock.
+    fn deal(&mut self) {
+        self.hand_number += 1;
+        let mut deck = shuffled_deck(self.seed, self.hand_number);
+        for offset in 0..SEATS {
+            let seat = (self.hakem as usize + offset) % SEATS;
+            self.hands[seat] = deck.drain(..5).collect();
+            self.hands[seat].sort();
+        }
+        self.stock = deck;
+        self.trump = None;
+        self.trick.clear();
+        self.tricks = [0; 2];
+        self.turn = self.hakem;
+        self.phase = Phase::ChoosingTrump;
+    }
+
+    /// Applies `player`'s action. On error nothing changes.
+    pub fn act(&mut self, player: &str, action: &str) -> Result<(), Refusal> {
+        let seat = self.seat_of(player).ok_or(Refusal::NotSeated)?;
+        let action: Action = serde_json::from_str(action)
+            .map_err(|e| Refusal::Malformed("bad_action", format!("bad action: {e}")))?;
+        match self.phase {
+            Phase::Finished { .. } => return Err(Refusal::Finished),
+            Phase::Waiting => return Err(illegal("waiting_for_players", "the game starts when four players have joined")),
+            Phase::ChoosingTrump | Phase::Playing => {}
+        }
+        match action {
+            Action::Trump { suit } => {
+                let suit = Suit::parse(&suit)
+                    .ok_or_else(|| Refusal::Malformed("bad_suit", format!("{suit:?} is not a suit: use S, H, D or C")))?;
+                self.name_trump(seat, suit)
+            }
+            Action::Play { card } => {
+                let card = Card::parse(&card)
+                    .ok_or_else(|| Refusal::Malformed("bad_card", format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H")))?;
+                self.play(seat, card)
+            }
+        }
+    }
+
+    fn name_trump(&mut self, seat: u8, suit: Suit) -> Result<(), Refusal> {
+        if self.phase != Phase::ChoosingTrump {
+            return Err(illegal("trump_already_named", "trump has already been named for this hand"));
+        }
+        if seat != self.hakem {
+            return Err(illegal("not_hakem", "only the Hakem names trump"));
+        }
+        self.trump = Some(suit);
+        // The rest of the deck: four each, then four each, from the Hakem.
+        for _ in 0..2 {
+            for offset in 0..SEATS {
+                let seat = (self.hakem as usize + offset) % SEATS;
+                let cards: Vec<Card> = self.stock.drain(..4).collect();
+                self.hands[seat].extend(cards);
+            }
+        }
+        debug_assert!(self.stock.is_empty());
+        for hand in &mut self.hands {
+            hand.sort();
+        }
+        self.turn = self.hakem;
+        self.phase = Phase::Playing;
+        Ok(())
+    }
+
+    fn play(&mut self, seat: u8, card: Card) -> Result<(), Refusal> {
+        if self.phase == Phase::ChoosingTrump {
+            return Err(illegal("waiting_for_trump", "the Hakem has not named trump yet"));
+        }
+        if seat != self.turn {
+            return Err(Refusal::NotYourTurn);
+        }
+        let hand = &self.hands[seat as usize];
+        let position = hand.iter().position(|c| *c == card)
+            .ok_or_else(|| illegal("card_not_in_hand", &format!("you do not hold {card}")))?;
+        if let Some((_, led)) = self.trick.first() {
+            let led = led.suit();
+            if card.suit() != led && hand.iter().any(|c| c.suit() == led) {
+                return Err(illegal("must_follow_suit", &format!("you must follow suit: play a card of {}", led.letter())));
+            }
+        }
+        self.hands[seat as usize].remove(position);
+        self.trick.push((seat, card));
+        if self.trick.len() < SEATS {
+            self.turn = (seat + 1) % SEATS as u8;
+            return Ok(());
+        }
+        let winner = trick_winner(&self.trick, self.trump.expect("trump is named while playing"));
+        self.last_trick = Some(Trick { plays: std::mem::take(&mut self.trick), winner });
+        let team = (winner % 2) as usize;
+        self.tricks[team] += 1;
+        self.turn = winner;
+        if self.tricks[team] == TRICKS_TO_WIN {
+            self.end_hand(team);
+        }
+        Ok(())
+    }
+
+    /// Scores a hand won by `team`, passes the Hakem on if his side lost, and
+    /// deals the next hand unless the game is over.
+    fn end_hand(&mut self, team: usize) {
+        let hakem_team = (self.hakem % 2) as usize;
+        let kot = self.tricks[1 - team] == 0;
+        let won = match (kot, team == hakem_team) {
+            (false, _) => 1,
+            (true, true) => 2,
+            (true, false) => 3,
+        };
+        let mut points = [0; 2];
+        points[team] = won;
+        self.points[team] += won;
+        self.last_hand = Some(HandResult { hakem: self.hakem, tricks: self.tricks, points, kot });
+        if team != hakem_team {
+            self.hakem = (self.hakem + 1) % SEATS as u8;
+        }
+        if self.points[team] >= self.target_points {
+            self.phase = Phase::Finished { winner: team as u8 };
+            self.hands = Default::default();
+        } else {
+            self.deal();
+        }
+    }
+
+    /// The outcome document once the game is over.
+    pub fn outcome(&self) -> Option<Value> {
+        let Phase::Finished { winner } = self.phase else { return None };
+        let winners: Vec<&str> = (0..SEATS).filter(|s| s % 2 == winner as usize).map(|s| self.players[s].as_str()).collect();
+        Some(json!({
+            "winner_team": winner,
+            "winners": winners,
+            "players": self.players,
+            "points": self.points,
+            "hands": self.hand_number,
+            "seed": self.seed,
+        }))
+    }
+
+    /// The game as `player` may see it: their own hand and nothing of
+    /// anyone else's; `None` is a spectator, who sees no hand.
+    pub fn view(&self, player: Option<&str>) -> Value {
+        let you = player.and_then(|p| self.seat_of(p)).map(|seat| {
+            json!({
+                "seat": seat,
+                "team": seat % 2,
+                "hand": self.hands[seat as usize].iter().map(Card::to_string).collect::<Vec<_>>(),
+            })
+        });
+        let plays = |plays: &[(u8, Card)]| -> Vec<Value> {
+            plays.iter().map(|(seat, card)| json!({"seat": seat, "card": card.to_string()})).collect()
+        };
+        let (phase, winner) = match self.phase {
+            Phase::Waiting => ("waiting", None),
+            Phase::ChoosingTrump => ("choosing_trump", None),
+            Phase::Playing => ("playing", None),
+            Phase::Finished { winner } => ("finished", Some(winner)),
+        };
+        let seats: Vec<Value> = self.players.iter().enumerate().map(|(seat, name)| {
+            json!({"seat": seat, "player": name, "team": seat % 2, "cards": self.hands[seat].len()})
+        }).collect();
+        let mut view = json!({
+            "game": "hokm",
+            "phase": phase,
+            "seats": seats,
+            "you": you,
+            "hand_number": self.hand_number,
+            "hakem": self.hakem,
+            "trump": self.trump.map(|s| s.letter().to_string()),
+            "turn": matches!(self.phase, Phase::ChoosingTrump | Phase::Playing).then_some(self.turn),
+            "trick": plays(&self.trick),
+            "tricks": self.tricks,
+            "points": self.points,
+            "target_points": self.target_points,
+            "last_trick": self.last_trick.as_ref().map(|t| json!({"plays": plays(&t.plays), "winner": t.winner})),
+            "last_hand": self.last_hand.as_ref().map(|h| json!({"hakem": h.hakem, "tricks": h.tricks, "points": h.points, "kot": h.kot})),
+            "winner_team": winner,
+        });
+        // The face-up draw for the first Hakem is public while it matters.
+        if self.hand_number == 1 && self.phase == Phase::ChoosingTrump {
+            view["hakem_draw"] = Value::from(plays(&self.hakem_draw));
+        }
+        view
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("a game always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Game, Refusal> {
+        postcard::from_bytes(bytes).map_err(|_| Refusal::Malformed("bad_state", "the session state is not a Hokm game".into()))
+    }
+}
+
+/// The highest trump wins; without a trump, the highest card of the suit led.
+pub fn trick_winner(trick: &[(u8, Card)], trump: Suit) -> u8 {
+    let led = trick[0].1.suit();
+    let strength = |card: Card| match card.suit() {
+        s if s == trump => 100 + card.rank(),
+        s if s == led => card.rank(),
+        _ => 0,
+    };
+    trick.iter().max_by_key(|(_, card)| strength(*card)).map(|(seat, _)| *seat).expect("a trick has cards")
+}
