@@ -1,1 +1,188 @@
-//! Helpers
+//! Helpers for hoard's integration tests: start the real host on port 0
+//! with real compiled plugins and real storage, and talk to it over HTTP.
+//!
+//! - [`TestHost`]: the host in this process, via `hoard::run`.
+//! - [`Player`]/[`Api`]: a thin HTTP client returning status and JSON.
+//! - [`hokm`]: an independent referee for Hokm (its own rules code).
+//! - [`conformance`]: the storage conformance suite, run on every backend.
+
+pub mod conformance;
+pub mod hokm;
+
+use hoard::config::{Config, PluginConfig};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::sync::oneshot;
+
+/// The compiled component of a plugin under `plugins/`, built by
+/// `scripts/build-plugins.sh`.
+pub fn plugin_path(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first with scripts/build-plugins.sh (scripts/test.sh does it)",
+        path.display()
+    );
+    path
+}
+
+/// A config for tests: sled in `data_dir`, listening anywhere, the given
+/// plugins as (name, component) pairs.
+pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Config {
+    let mut config = Config::default();
+    config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.storage.sled.path = data_dir.join("hoard.sled");
+    config.wasm.instances_max = 300;
+    config.sessions.live_max = 256;
+    config.plugins = plugins
+        .iter()
+        .map(|(name, component)| PluginConfig { name: (*name).to_owned(), path: plugin_path(component) })
+        .collect();
+    config
+}
+
+/// The real host serving on a loopback port in this process.
+pub struct TestHost {
+    pub address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Kept so the data outlives the host.
+    _data: Option<tempfile::TempDir>,
+}
+
+impl TestHost {
+    /// Starts a host with `plugins` on a fresh sled database.
+    pub async fn start(plugins: &[(&str, &str)]) -> TestHost {
+        Self::start_with(plugins, |_| {}).await
+    }
+
+    /// As [`TestHost::start`], letting the test adjust the config.
+    pub async fn start_with(plugins: &[(&str, &str)], adjust: impl FnOnce(&mut Config)) -> TestHost {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(data.path(), plugins);
+        adjust(&mut config);
+        let mut host = Self::start_config(config).await;
+        host._data = Some(data);
+        host
+    }
+
+    pub async fn start_config(config: Config) -> TestHost {
+        let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let app = std::sync::Arc::new(hoard::api::App::start(config).await.expect("the host starts"));
+        let (shutdown, stop) = oneshot::channel();
+        let task = tokio::spawn(hoard::api::serve(app, listener, async {
+            let _ = stop.await;
+        }));
+        TestHost { address, shutdown: Some(shutdown), task: Some(task), _data: None }
+    }
+
+    pub fn api(&self) -> Api {
+        Api::new(self.address)
+    }
+
+    /// Stops serving and waits for the host to finish.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// An HTTP response: status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+/// A client of one host.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(address: SocketAddr) -> Api {
+        Api { base: format!("http://{address}"), http: reqwest::Client::new() }
+    }
+
+    /// Sends a request with an optional raw body and bearer token.
+    pub async fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body.to_owned());
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the host answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} answered {status} with non-JSON: {text:?}"));
+        Reply { status, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send("POST", path, Some(&body.to_string()), None).await
+    }
+
+    /// Creates a session of `game` and returns its id.
+    pub async fn create(&self, game: &str, body: Value) -> String {
+        let reply = self.post(&format!("/v1/games/{game}/sessions"), &body).await;
+        assert_eq!(reply.status, 201, "create: {:?}", reply.body);
+        reply.body["session"].as_str().expect("session id").to_owned()
+    }
+
+    /// Joins `session` as `name`.
+    pub async fn join(&self, session: &str, name: &str) -> Player {
+        let reply = self.post(&format!("/v1/sessions/{session}/join"), &serde_json::json!({"name": name})).await;
+        assert_eq!(reply.status, 201, "join: {:?}", reply.body);
+        Player {
+            api: self.clone(),
+            session: session.to_owned(),
+            name: name.to_owned(),
+            token: reply.body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+}
+
+/// A seated player: their session and token.
+#[derive(Clone)]
+pub struct Player {
+    pub api: Api,
+    pub session: String,
+    pub name: String,
+    pub token: String,
+}
+
+impl Player {
+    pub async fn act(&self, action: &Value) -> Reply {
+        let path = format!("/v1/sessions/{}/actions", self.session);
+        self.api.send("POST", &path, Some(&action.to_string()), Some(&self.token)).await
+    }
+
+    /// This player's view; panics unless it is served.
+    pub async fn view(&self) -> Value {
+        let reply = self.api.send("GET", &format!("/v1/sessions/{}/view", self.session), None, Some(&self.token)).await;
+        assert_eq!(reply.status, 200, "view: {:?}", reply.body);
+        reply.body["view"].clone()
+    }
+}

@@ -181,6 +181,12 @@ impl SledStore {
         Ok(swept)
     }
 
+    /// How many hot values are stored, expired or not (for tests and
+    /// diagnostics; O(n)).
+    pub fn stored_hot_values(&self) -> usize {
+        self.hot_values.len()
+    }
+
     fn live_value(&self, key: &[u8]) -> Result<Option<(u64, sled::IVec)>> {
         let Some(stored) = self.hot_values.get(key).map_err(unavailable)? else { return Ok(None) };
         let (expires_at, _) = split_value(&stored)?;
@@ -595,7 +601,8 @@ impl ColdStore for SledStore {
 }
 
 async fn sweep_forever(store: Weak<SledStore>, interval: Duration, batch_max: usize) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first sweep comes one interval after opening, not at once.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
