@@ -45,6 +45,7 @@ pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Conf
 /// The real host serving on a loopback port in this process.
 pub struct TestHost {
     pub address: SocketAddr,
+    pub app: std::sync::Arc<hoard::api::App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Kept so the data outlives the host.
@@ -72,10 +73,10 @@ impl TestHost {
         let address = listener.local_addr().expect("address");
         let app = std::sync::Arc::new(hoard::api::App::start(config).await.expect("the host starts"));
         let (shutdown, stop) = oneshot::channel();
-        let task = tokio::spawn(hoard::api::serve(app, listener, async {
+        let task = tokio::spawn(hoard::api::serve(app.clone(), listener, async {
             let _ = stop.await;
         }));
-        TestHost { address, shutdown: Some(shutdown), task: Some(task), _data: None }
+        TestHost { address, app, shutdown: Some(shutdown), task: Some(task), _data: None }
     }
 
     pub fn api(&self) -> Api {

@@ -73,6 +73,13 @@ impl App {
     }
 }
 
+impl App {
+    /// The storage this host serves plugins from (tests read it directly).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
 fn open_storage(config: &Config) -> Result<Storage, OpenError> {
     let sled = SledStore::open(&config.storage.sled)?;
     let hot: Arc<dyn HotStore> = match config.storage.hot {

@@ -27,6 +27,9 @@ pub enum Phase {
 /// A completed trick.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trick {
+    /// The hand it belongs to: after a hand ends, its last trick stays on
+    /// show while the next hand is dealt from a fresh deck.
+    pub hand_number: u32,
     /// (seat, card) in the order played.
     pub plays: Vec<(u8, Card)>,
     pub winner: u8,
@@ -265,7 +268,7 @@ impl Game {
             return Ok(());
         }
         let winner = trick_winner(&self.trick, self.trump.expect("trump is named while playing"));
-        self.last_trick = Some(Trick { plays: std::mem::take(&mut self.trick), winner });
+        self.last_trick = Some(Trick { hand_number: self.hand_number, plays: std::mem::take(&mut self.trick), winner });
         let team = (winner % 2) as usize;
         self.tricks[team] += 1;
         self.turn = winner;
@@ -349,7 +352,7 @@ impl Game {
             "tricks": self.tricks,
             "points": self.points,
             "target_points": self.target_points,
-            "last_trick": self.last_trick.as_ref().map(|t| json!({"plays": plays(&t.plays), "winner": t.winner})),
+            "last_trick": self.last_trick.as_ref().map(|t| json!({"hand_number": t.hand_number, "plays": plays(&t.plays), "winner": t.winner})),
             "last_hand": self.last_hand.as_ref().map(|h| json!({"hakem": h.hakem, "tricks": h.tricks, "points": h.points, "kot": h.kot})),
             "winner_team": winner,
         });
