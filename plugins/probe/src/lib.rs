@@ -21,9 +21,14 @@ fn text(action: &Value, field: &str) -> String {
     action[field].as_str().unwrap_or_default().to_owned()
 }
 
+/// Global state inside the instance: a session must never see another
+/// session's count.
+static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn run(action: &Value) -> Result<Value, GameError> {
     let key = text(action, "key");
     let result = match action["do"].as_str().unwrap_or_default() {
+        "count" => return Ok(json!(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)),
         "trap" => panic!("the probe was told to trap"),
         "loop" => {
             let mut n: u64 = 0;

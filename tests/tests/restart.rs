@@ -1,0 +1,103 @@
+//! A host killed with SIGKILL mid-game resumes exactly where it was: every
+//! acknowledged action is on disk before it was answered.
+
+use hoard_tests::{Api, Player, plugin_path};
+use serde_json::{Value, json};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts the real binary and waits until it answers.
+async fn start_host(config: &std::path::Path, port: u16) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_hoard-test-host"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    for _ in 0..200 {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the host did not come up on port {port}");
+}
+
+fn suit(card: &str) -> char {
+    card.chars().last().unwrap()
+}
+
+/// Plays `n` legal moves, naming trump when a hand starts.
+async fn play_moves(players: &[Player], n: usize) {
+    for i in 0..n {
+        let view = players[0].view().await;
+        let turn = view["turn"].as_u64().expect("the game is on") as usize;
+        let player = &players[turn];
+        let action = if view["phase"] == "choosing_trump" {
+            json!({"type": "trump", "suit": ("SHDC".as_bytes()[i % 4] as char).to_string()})
+        } else {
+            let own = player.view().await;
+            let hand: Vec<String> = serde_json::from_value(own["you"]["hand"].clone()).unwrap();
+            let led = own["trick"][0]["card"].as_str().map(suit);
+            let card = hand
+                .iter()
+                .find(|c| led.is_some_and(|l| suit(c) == l))
+                .unwrap_or(&hand[i % hand.len()])
+                .clone();
+            json!({"type": "play", "card": card})
+        };
+        let reply = player.act(&action).await;
+        assert_eq!(reply.status, 200, "{action}: {:?}", reply.body);
+    }
+}
+
+async fn views(players: &[Player]) -> Vec<Value> {
+    let mut all = Vec::new();
+    for player in players {
+        all.push(player.view().await);
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_host_resumes_the_game_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("hoard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage.sled]\npath = {:?}\n[[plugins]]\nname = \"hokm\"\npath = {:?}\n",
+            dir.path().join("data.sled"),
+            plugin_path("hokm"),
+        ),
+    )
+    .unwrap();
+    let mut host = start_host(&config, port).await;
+    let api = Api::new(([127, 0, 0, 1], port).into());
+    let session = api.create("hokm", json!({"seed": 2024})).await;
+    let mut players = Vec::new();
+    for name in ["n", "w", "s", "e"] {
+        players.push(api.join(&session, name).await);
+    }
+    play_moves(&players, 23).await;
+    let before = views(&players).await;
+    assert_eq!(before[0]["phase"], "playing");
+
+    host.kill().expect("SIGKILL");
+    host.wait().unwrap();
+    let mut host = start_host(&config, port).await;
+
+    assert_eq!(views(&players).await, before, "every view is exactly as before the kill");
+    let summary = api.get(&format!("/v1/sessions/{session}")).await;
+    assert_eq!(summary.body["actions"], json!(23), "trump plus 22 plays, none lost");
+    play_moves(&players, 30).await;
+    host.kill().unwrap();
+    host.wait().unwrap();
+}
