@@ -50,7 +50,8 @@ pub enum PluginCommand {
 pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "hoard=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "hoard=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -68,7 +69,12 @@ pub fn main() -> std::process::ExitCode {
                 };
                 let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
                     Ok(listener) => listener,
-                    Err(error) => return fail(format!("cannot listen on {}: {error}", config.server.listen)),
+                    Err(error) => {
+                        return fail(format!(
+                            "cannot listen on {}: {error}",
+                            config.server.listen
+                        ));
+                    }
                 };
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -79,7 +85,9 @@ pub fn main() -> std::process::ExitCode {
                     Err(error) => fail(error.to_string()),
                 }
             }
-            Command::Plugin { command: PluginCommand::Check { file } } => match check_plugin(&file).await {
+            Command::Plugin {
+                command: PluginCommand::Check { file },
+            } => match check_plugin(&file).await {
                 Ok(report) => {
                     print!("{report}");
                     std::process::ExitCode::SUCCESS
@@ -96,7 +104,10 @@ fn fail(message: String) -> std::process::ExitCode {
 }
 
 /// Loads the config named on the command line, with `--listen` applied.
-pub fn serve_config(config: Option<&std::path::Path>, listen: Option<SocketAddr>) -> Result<Config, crate::config::ConfigError> {
+pub fn serve_config(
+    config: Option<&std::path::Path>,
+    listen: Option<SocketAddr>,
+) -> Result<Config, crate::config::ConfigError> {
     let mut config = Config::load(config)?;
     if let Some(listen) = listen {
         config.server.listen = listen;
@@ -107,13 +118,23 @@ pub fn serve_config(config: Option<&std::path::Path>, listen: Option<SocketAddr>
 /// Checks a plugin file: the report on success, the reason on failure.
 pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
     let store = SledStore::open_temporary().map_err(|e| e.to_string())?;
-    let storage = Storage { hot: store.clone(), cold: store, limits: Limits::default() };
-    let wasm = WasmConfig { instances_max: 4, ..WasmConfig::default() };
+    let storage = Storage {
+        hot: store.clone(),
+        cold: store,
+        limits: Limits::default(),
+    };
+    let wasm = WasmConfig {
+        instances_max: 4,
+        ..WasmConfig::default()
+    };
     let runtime = Runtime::new(wasm, storage).map_err(|e| e.to_string())?;
     let name = "check";
     let plugin = runtime.load(name, file).await.map_err(|e| e.to_string())?;
     let info = plugin.info();
-    let mut report = format!("{} fits the hoard:plugin/plugin@0.1.0 world\n", file.display());
+    let mut report = format!(
+        "{} fits the hoard:plugin/plugin@0.1.0 world\n",
+        file.display()
+    );
     report += &format!(
         "game: {} {} ({} to {} players)\n  {}\nexports:\n",
         info.name, info.version, info.min_players, info.max_players, info.description

@@ -155,17 +155,32 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = |key: &'static str, value: u64| {
             if value == 0 {
-                Err(ConfigError::Key { key, reason: "must be greater than 0".into() })
+                Err(ConfigError::Key {
+                    key,
+                    reason: "must be greater than 0".into(),
+                })
             } else {
                 Ok(())
             }
         };
         positive("server.body_bytes_max", self.server.body_bytes_max)?;
         positive("server.connections_max", self.server.connections_max as u64)?;
-        positive("storage.limits.key_bytes_max", self.storage.limits.key_bytes_max)?;
-        positive("storage.limits.value_bytes_max", self.storage.limits.value_bytes_max)?;
-        positive("storage.limits.read_rows_max", self.storage.limits.read_rows_max)?;
-        positive("storage.sled.commit_waiters_max", self.storage.sled.commit_waiters_max as u64)?;
+        positive(
+            "storage.limits.key_bytes_max",
+            self.storage.limits.key_bytes_max,
+        )?;
+        positive(
+            "storage.limits.value_bytes_max",
+            self.storage.limits.value_bytes_max,
+        )?;
+        positive(
+            "storage.limits.read_rows_max",
+            self.storage.limits.read_rows_max,
+        )?;
+        positive(
+            "storage.sled.commit_waiters_max",
+            self.storage.sled.commit_waiters_max as u64,
+        )?;
         positive("wasm.memory_bytes_max", self.wasm.memory_bytes_max)?;
         positive("wasm.call_timeout_ms", self.wasm.call_timeout_ms)?;
         positive("wasm.epoch_tick_ms", self.wasm.epoch_tick_ms)?;
@@ -183,8 +198,10 @@ impl Config {
         }
         let mut names = std::collections::HashSet::new();
         for plugin in &self.plugins {
-            crate::storage::Namespace::plugin(&plugin.name)
-                .map_err(|e| ConfigError::Key { key: "plugins.name", reason: e.to_string() })?;
+            crate::storage::Namespace::plugin(&plugin.name).map_err(|e| ConfigError::Key {
+                key: "plugins.name",
+                reason: e.to_string(),
+            })?;
             if !names.insert(&plugin.name) {
                 return Err(ConfigError::Key {
                     key: "plugins.name",
@@ -205,18 +222,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
             ("[server]\nlisten = \"nowhere\"\n", "server.listen"),
-            ("[server]\nbody_bytes_max = \"big\"\n", "server.body_bytes_max"),
+            (
+                "[server]\nbody_bytes_max = \"big\"\n",
+                "server.body_bytes_max",
+            ),
             ("[server]\nbody_bytes_max = 0\n", "server.body_bytes_max"),
             ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
             ("[storage]\nhot = \"memcached\"\n", "storage.hot"),
-            ("[[plugins]]\nname = \"Bad Name\"\npath = \"x.wasm\"\n", "plugins.name"),
+            (
+                "[[plugins]]\nname = \"Bad Name\"\npath = \"x.wasm\"\n",
+                "plugins.name",
+            ),
             ("[sessions]\nlive_max = 5000\n", "wasm.instances_max"),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("{i}.toml"));
             std::fs::write(&path, text).unwrap();
             let error = Config::load(Some(&path)).expect_err(text).to_string();
-            assert!(error.contains(key), "error for {text:?} should name {key}: {error}");
+            assert!(
+                error.contains(key),
+                "error for {text:?} should name {key}: {error}"
+            );
         }
         let missing = Config::load(Some(&dir.path().join("absent.toml"))).unwrap_err();
         assert!(matches!(missing, ConfigError::MissingFile(_)));

@@ -42,7 +42,10 @@ struct PlayerRecord {
 impl SessionRecord {
     /// The player a bearer token belongs to, compared in constant time.
     fn player_by_token(&self, token: &str) -> Option<&str> {
-        self.players.iter().find(|p| constant_time_eq(p.token.as_bytes(), token.as_bytes())).map(|p| p.name.as_str())
+        self.players
+            .iter()
+            .find(|p| constant_time_eq(p.token.as_bytes(), token.as_bytes()))
+            .map(|p| p.name.as_str())
     }
 }
 
@@ -146,13 +149,26 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(plugins: Vec<Plugin>, hot: Arc<dyn HotStore>, config: SessionsConfig) -> Self {
-        let games = plugins.into_iter().map(|p| (p.namespace().as_str().to_owned(), Arc::new(p))).collect();
-        Sessions { games, hot, live: Mutex::new(HashMap::new()), clock: AtomicU64::new(0), config }
+        let games = plugins
+            .into_iter()
+            .map(|p| (p.namespace().as_str().to_owned(), Arc::new(p)))
+            .collect();
+        Sessions {
+            games,
+            hot,
+            live: Mutex::new(HashMap::new()),
+            clock: AtomicU64::new(0),
+            config,
+        }
     }
 
     /// Every loaded game, sorted by name.
     pub fn games(&self) -> Vec<(String, GameInfo)> {
-        let mut games: Vec<_> = self.games.iter().map(|(name, p)| (name.clone(), p.info().clone())).collect();
+        let mut games: Vec<_> = self
+            .games
+            .iter()
+            .map(|(name, p)| (name.clone(), p.info().clone()))
+            .collect();
         games.sort_by(|a, b| a.0.cmp(&b.0));
         games
     }
@@ -160,16 +176,32 @@ impl Sessions {
     /// Starts a session of `game` from a JSON `config`; `seed` fixes every
     /// random choice (a random one if `None`).
     pub async fn create(&self, game: &str, config: &str, seed: Option<u64>) -> Result<Created> {
-        let plugin = self.games.get(game).ok_or_else(|| SessionError::UnknownGame(game.to_owned()))?;
+        let plugin = self
+            .games
+            .get(game)
+            .ok_or_else(|| SessionError::UnknownGame(game.to_owned()))?;
         self.check_document(config)?;
         let id = format!("{:032x}", rand::random::<u128>());
         let seed = seed.unwrap_or_else(rand::random);
         let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
         let state = instance.create(&id, seed, config).await?;
         self.check_state(&state)?;
-        let record = SessionRecord { game: game.to_owned(), seed, players: Vec::new(), state, outcome: None, actions: 0 };
+        let record = SessionRecord {
+            game: game.to_owned(),
+            seed,
+            players: Vec::new(),
+            state,
+            outcome: None,
+            actions: 0,
+        };
         self.store(&id, &record).await?;
-        let slot = Arc::new(Slot { live: tokio::sync::Mutex::new(Live { record, instance: Some(instance) }), last_used: AtomicU64::new(self.tick()) });
+        let slot = Arc::new(Slot {
+            live: tokio::sync::Mutex::new(Live {
+                record,
+                instance: Some(instance),
+            }),
+            last_used: AtomicU64::new(self.tick()),
+        });
         self.insert(&id, slot);
         Ok(Created { session: id })
     }
@@ -177,7 +209,9 @@ impl Sessions {
     /// Seats a player named `name` and hands back their token.
     pub async fn join(&self, session: &str, name: &str) -> Result<Joined> {
         let valid = (1..=32).contains(&name.len())
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
             return Err(SessionError::InvalidName);
         }
@@ -188,18 +222,34 @@ impl Sessions {
         }
         let plugin = self.plugin(&live.record.game)?;
         let state = {
-            let Live { record, instance: kept } = &mut *live;
-            let joined = instance_of(kept, &plugin).await?.join(&record.state, name).await;
+            let Live {
+                record,
+                instance: kept,
+            } = &mut *live;
+            let joined = instance_of(kept, &plugin)
+                .await?
+                .join(&record.state, name)
+                .await;
             faulting(joined, kept)?
         };
         self.check_state(&state)?;
-        let token = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let token = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
         let mut next = live.record.clone();
         next.state = state;
-        next.players.push(PlayerRecord { name: name.to_owned(), token: token.clone() });
+        next.players.push(PlayerRecord {
+            name: name.to_owned(),
+            token: token.clone(),
+        });
         self.store(session, &next).await?;
         live.record = next;
-        Ok(Joined { player: name.to_owned(), token })
+        Ok(Joined {
+            player: name.to_owned(),
+            token,
+        })
     }
 
     /// Applies the action of the player holding `token`.
@@ -207,14 +257,24 @@ impl Sessions {
         self.check_document(action)?;
         let slot = self.slot(session).await?;
         let mut live = slot.live.lock().await;
-        let player = live.record.player_by_token(token).ok_or(SessionError::BadToken)?.to_owned();
+        let player = live
+            .record
+            .player_by_token(token)
+            .ok_or(SessionError::BadToken)?
+            .to_owned();
         if live.record.outcome.is_some() {
             return Err(SessionError::Refused(Refusal::Finished));
         }
         let plugin = self.plugin(&live.record.game)?;
         let turn = {
-            let Live { record, instance: kept } = &mut *live;
-            let acted = instance_of(kept, &plugin).await?.act(&record.state, &player, action).await;
+            let Live {
+                record,
+                instance: kept,
+            } = &mut *live;
+            let acted = instance_of(kept, &plugin)
+                .await?
+                .act(&record.state, &player, action)
+                .await;
             faulting(acted, kept)?
         };
         self.check_state(&turn.state)?;
@@ -225,14 +285,21 @@ impl Sessions {
         self.store(session, &next).await?;
         live.record = next;
         let view = self.render(&mut live, &plugin, Some(&player)).await?;
-        Ok(Acted { view, outcome: live.record.outcome.clone() })
+        Ok(Acted {
+            view,
+            outcome: live.record.outcome.clone(),
+        })
     }
 
     /// The view of the player holding `token`.
     pub async fn view(&self, session: &str, token: &str) -> Result<String> {
         let slot = self.slot(session).await?;
         let mut live = slot.live.lock().await;
-        let player = live.record.player_by_token(token).ok_or(SessionError::BadToken)?.to_owned();
+        let player = live
+            .record
+            .player_by_token(token)
+            .ok_or(SessionError::BadToken)?
+            .to_owned();
         let plugin = self.plugin(&live.record.game)?;
         self.render(&mut live, &plugin, Some(&player)).await
     }
@@ -253,20 +320,38 @@ impl Sessions {
         })
     }
 
-    async fn render(&self, live: &mut Live, plugin: &Plugin, player: Option<&str>) -> Result<String> {
-        let Live { record, instance: kept } = live;
-        let view = instance_of(kept, plugin).await?.view(&record.state, player).await;
+    async fn render(
+        &self,
+        live: &mut Live,
+        plugin: &Plugin,
+        player: Option<&str>,
+    ) -> Result<String> {
+        let Live {
+            record,
+            instance: kept,
+        } = live;
+        let view = instance_of(kept, plugin)
+            .await?
+            .view(&record.state, player)
+            .await;
         faulting(view, kept)
     }
 
     fn plugin(&self, game: &str) -> Result<Arc<Plugin>> {
         // A session of a game that is no longer configured cannot be served.
-        self.games.get(game).cloned().ok_or_else(|| SessionError::UnknownGame(game.to_owned()))
+        self.games
+            .get(game)
+            .cloned()
+            .ok_or_else(|| SessionError::UnknownGame(game.to_owned()))
     }
 
     fn check_document(&self, document: &str) -> Result<()> {
         let (actual, max) = (document.len() as u64, self.config.document_bytes_max);
-        if actual > max { Err(SessionError::DocumentTooLarge { max, actual }) } else { Ok(()) }
+        if actual > max {
+            Err(SessionError::DocumentTooLarge { max, actual })
+        } else {
+            Ok(())
+        }
     }
 
     fn check_state(&self, state: &[u8]) -> Result<()> {
@@ -281,8 +366,13 @@ impl Sessions {
     }
 
     async fn store(&self, session: &str, record: &SessionRecord) -> Result<()> {
-        let value = postcard::to_stdvec(record).map_err(|e| storage::Error::Unavailable(format!("encoding a session: {e}")))?;
-        let write = HotWrite::Set { key: record_key(session), value, ttl_ms: Some(self.config.ttl_ms) };
+        let value = postcard::to_stdvec(record)
+            .map_err(|e| storage::Error::Unavailable(format!("encoding a session: {e}")))?;
+        let write = HotWrite::Set {
+            key: record_key(session),
+            value,
+            ttl_ms: Some(self.config.ttl_ms),
+        };
         self.hot.apply(&Op::new(Namespace::host(), write)).await?;
         Ok(())
     }
@@ -293,14 +383,30 @@ impl Sessions {
         if !well_formed {
             return Err(SessionError::UnknownSession);
         }
-        if let Some(slot) = self.live.lock().expect("sessions map poisoned").get(session) {
+        if let Some(slot) = self
+            .live
+            .lock()
+            .expect("sessions map poisoned")
+            .get(session)
+        {
             slot.last_used.store(self.tick(), Ordering::Relaxed);
             return Ok(slot.clone());
         }
-        let bytes = self.hot.get(&Namespace::host(), &record_key(session)).await?.ok_or(SessionError::UnknownSession)?;
-        let record: SessionRecord = postcard::from_bytes(&bytes)
-            .map_err(|e| storage::Error::Unavailable(format!("stored session {session} is malformed: {e}")))?;
-        let slot = Arc::new(Slot { live: tokio::sync::Mutex::new(Live { record, instance: None }), last_used: AtomicU64::new(self.tick()) });
+        let bytes = self
+            .hot
+            .get(&Namespace::host(), &record_key(session))
+            .await?
+            .ok_or(SessionError::UnknownSession)?;
+        let record: SessionRecord = postcard::from_bytes(&bytes).map_err(|e| {
+            storage::Error::Unavailable(format!("stored session {session} is malformed: {e}"))
+        })?;
+        let slot = Arc::new(Slot {
+            live: tokio::sync::Mutex::new(Live {
+                record,
+                instance: None,
+            }),
+            last_used: AtomicU64::new(self.tick()),
+        });
         Ok(self.insert(session, slot))
     }
 
@@ -332,7 +438,10 @@ impl Sessions {
 }
 
 /// The session's instance, created if it has none.
-async fn instance_of<'a>(instance: &'a mut Option<Instance>, plugin: &Plugin) -> Result<&'a mut Instance> {
+async fn instance_of<'a>(
+    instance: &'a mut Option<Instance>,
+    plugin: &Plugin,
+) -> Result<&'a mut Instance> {
     if instance.is_none() {
         *instance = Some(plugin.instantiate().await.map_err(SessionError::Fault)?);
     }
@@ -340,7 +449,10 @@ async fn instance_of<'a>(instance: &'a mut Option<Instance>, plugin: &Plugin) ->
 }
 
 /// Drops the instance after a fault: its memory may be half-updated.
-fn faulting<T>(result: std::result::Result<T, CallError>, instance: &mut Option<Instance>) -> Result<T> {
+fn faulting<T>(
+    result: std::result::Result<T, CallError>,
+    instance: &mut Option<Instance>,
+) -> Result<T> {
     if let Err(CallError::Fault(fault)) = &result {
         tracing::warn!(%fault, "plugin call failed; discarding its instance");
         *instance = None;

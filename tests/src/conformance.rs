@@ -51,34 +51,90 @@ async fn cold(storage: &Storage, ns: &Namespace, write: ColdWrite) -> Result<App
 }
 
 fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> HotWrite {
-    HotWrite::Set { key: key.into(), value: value.to_vec(), ttl_ms }
+    HotWrite::Set {
+        key: key.into(),
+        value: value.to_vec(),
+        ttl_ms,
+    }
 }
 
 fn put(collection: &str, key: &str, body: &str, expected_version: Option<u64>) -> RecordWrite {
-    RecordWrite::Put { collection: collection.into(), key: key.into(), body: body.into(), expected_version }
+    RecordWrite::Put {
+        collection: collection.into(),
+        key: key.into(),
+        body: body.into(),
+        expected_version,
+    }
 }
 
 /// A value with a TTL disappears once it passes; one without stays; an
 /// increment on an expired key starts again from zero.
 pub async fn ttl_expires_values(storage: &Storage) {
     let ns = fresh_namespace();
-    hot(storage, &ns, set("short", b"1", Some(150))).await.unwrap();
-    hot(storage, &ns, set("long", b"2", Some(60_000))).await.unwrap();
+    hot(storage, &ns, set("short", b"1", Some(150)))
+        .await
+        .unwrap();
+    hot(storage, &ns, set("long", b"2", Some(60_000)))
+        .await
+        .unwrap();
     hot(storage, &ns, set("forever", b"3", None)).await.unwrap();
-    assert_eq!(storage.hot.get(&ns, "short").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(
+        storage.hot.get(&ns, "short").await.unwrap(),
+        Some(b"1".to_vec())
+    );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(storage.hot.get(&ns, "short").await.unwrap(), None, "expired");
-    assert_eq!(storage.hot.get(&ns, "long").await.unwrap(), Some(b"2".to_vec()));
-    assert_eq!(storage.hot.get(&ns, "forever").await.unwrap(), Some(b"3".to_vec()));
-    assert_eq!(hot(storage, &ns, HotWrite::Delete { key: "short".into() }).await.unwrap(), Applied::Existed(false));
-    hot(storage, &ns, set("counter", b"41", Some(150))).await.unwrap();
+    assert_eq!(
+        storage.hot.get(&ns, "short").await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(
+        storage.hot.get(&ns, "long").await.unwrap(),
+        Some(b"2".to_vec())
+    );
+    assert_eq!(
+        storage.hot.get(&ns, "forever").await.unwrap(),
+        Some(b"3".to_vec())
+    );
+    assert_eq!(
+        hot(
+            storage,
+            &ns,
+            HotWrite::Delete {
+                key: "short".into()
+            }
+        )
+        .await
+        .unwrap(),
+        Applied::Existed(false)
+    );
+    hot(storage, &ns, set("counter", b"41", Some(150)))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(hot(storage, &ns, HotWrite::Incr { key: "counter".into(), delta: 5 }).await.unwrap(), Applied::Integer(5));
+    assert_eq!(
+        hot(
+            storage,
+            &ns,
+            HotWrite::Incr {
+                key: "counter".into(),
+                delta: 5
+            }
+        )
+        .await
+        .unwrap(),
+        Applied::Integer(5)
+    );
     // Setting again without a TTL clears the old one.
-    hot(storage, &ns, set("renewed", b"x", Some(150))).await.unwrap();
+    hot(storage, &ns, set("renewed", b"x", Some(150)))
+        .await
+        .unwrap();
     hot(storage, &ns, set("renewed", b"y", None)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(storage.hot.get(&ns, "renewed").await.unwrap(), Some(b"y".to_vec()));
+    assert_eq!(
+        storage.hot.get(&ns, "renewed").await.unwrap(),
+        Some(b"y".to_vec())
+    );
 }
 
 /// Concurrent increments on one counter are never lost; non-integers and
@@ -91,71 +147,252 @@ pub async fn counters_lose_no_concurrent_increment(storage: &Storage) {
         let (storage, ns) = (storage.clone(), ns.clone());
         handles.push(tokio::spawn(async move {
             for _ in 0..each {
-                hot(&storage, &ns, HotWrite::Incr { key: "hits".into(), delta: 1 }).await.unwrap();
+                hot(
+                    &storage,
+                    &ns,
+                    HotWrite::Incr {
+                        key: "hits".into(),
+                        delta: 1,
+                    },
+                )
+                .await
+                .unwrap();
             }
         }));
     }
     for handle in handles {
         handle.await.unwrap();
     }
-    assert_eq!(storage.hot.get(&ns, "hits").await.unwrap(), Some((tasks * each).to_string().into_bytes()));
-    assert_eq!(hot(storage, &ns, HotWrite::Incr { key: "hits".into(), delta: -20 }).await.unwrap(), Applied::Integer(tasks * each - 20));
+    assert_eq!(
+        storage.hot.get(&ns, "hits").await.unwrap(),
+        Some((tasks * each).to_string().into_bytes())
+    );
+    assert_eq!(
+        hot(
+            storage,
+            &ns,
+            HotWrite::Incr {
+                key: "hits".into(),
+                delta: -20
+            }
+        )
+        .await
+        .unwrap(),
+        Applied::Integer(tasks * each - 20)
+    );
     hot(storage, &ns, set("word", b"abc", None)).await.unwrap();
-    let not_a_number = hot(storage, &ns, HotWrite::Incr { key: "word".into(), delta: 1 }).await;
-    assert!(matches!(not_a_number, Err(Error::Invalid { .. })), "{not_a_number:?}");
-    hot(storage, &ns, set("big", i64::MAX.to_string().as_bytes(), None)).await.unwrap();
-    let overflow = hot(storage, &ns, HotWrite::Incr { key: "big".into(), delta: 1 }).await;
-    assert!(matches!(overflow, Err(Error::Invalid { .. })), "{overflow:?}");
-    assert_eq!(storage.hot.get(&ns, "word").await.unwrap(), Some(b"abc".to_vec()), "a refused increment changes nothing");
+    let not_a_number = hot(
+        storage,
+        &ns,
+        HotWrite::Incr {
+            key: "word".into(),
+            delta: 1,
+        },
+    )
+    .await;
+    assert!(
+        matches!(not_a_number, Err(Error::Invalid { .. })),
+        "{not_a_number:?}"
+    );
+    hot(
+        storage,
+        &ns,
+        set("big", i64::MAX.to_string().as_bytes(), None),
+    )
+    .await
+    .unwrap();
+    let overflow = hot(
+        storage,
+        &ns,
+        HotWrite::Incr {
+            key: "big".into(),
+            delta: 1,
+        },
+    )
+    .await;
+    assert!(
+        matches!(overflow, Err(Error::Invalid { .. })),
+        "{overflow:?}"
+    );
+    assert_eq!(
+        storage.hot.get(&ns, "word").await.unwrap(),
+        Some(b"abc".to_vec()),
+        "a refused increment changes nothing"
+    );
 }
 
 fn rows(entries: &[hoard::storage::Entry]) -> Vec<(&str, f64, u64)> {
-    entries.iter().map(|e| (e.member.as_str(), e.score, e.rank)).collect()
+    entries
+        .iter()
+        .map(|e| (e.member.as_str(), e.score, e.rank))
+        .collect()
 }
 
 /// Higher scores rank first, ties by member name ascending; "around me"
 /// gives the neighbours; increments add; a missing member has no rank.
 pub async fn leaderboards_rank_ties_and_neighbours(storage: &Storage) {
     let ns = fresh_namespace();
-    for (member, score) in [("dara", 5.0), ("ali", 10.0), ("cyrus", 20.0), ("bita", 20.0), ("ella", 20.0), ("farid", -1.5)] {
-        hot(storage, &ns, HotWrite::LeaderboardSet { board: "b".into(), member: member.into(), score }).await.unwrap();
+    for (member, score) in [
+        ("dara", 5.0),
+        ("ali", 10.0),
+        ("cyrus", 20.0),
+        ("bita", 20.0),
+        ("ella", 20.0),
+        ("farid", -1.5),
+    ] {
+        hot(
+            storage,
+            &ns,
+            HotWrite::LeaderboardSet {
+                board: "b".into(),
+                member: member.into(),
+                score,
+            },
+        )
+        .await
+        .unwrap();
     }
     let top = storage.hot.leaderboard_top(&ns, "b", 10).await.unwrap();
     assert_eq!(
         rows(&top),
-        [("bita", 20.0, 0), ("cyrus", 20.0, 1), ("ella", 20.0, 2), ("ali", 10.0, 3), ("dara", 5.0, 4), ("farid", -1.5, 5)]
+        [
+            ("bita", 20.0, 0),
+            ("cyrus", 20.0, 1),
+            ("ella", 20.0, 2),
+            ("ali", 10.0, 3),
+            ("dara", 5.0, 4),
+            ("farid", -1.5, 5)
+        ]
     );
-    assert_eq!(rows(&storage.hot.leaderboard_top(&ns, "b", 2).await.unwrap()), [("bita", 20.0, 0), ("cyrus", 20.0, 1)]);
-    let ella = storage.hot.leaderboard_rank(&ns, "b", "ella").await.unwrap().unwrap();
+    assert_eq!(
+        rows(&storage.hot.leaderboard_top(&ns, "b", 2).await.unwrap()),
+        [("bita", 20.0, 0), ("cyrus", 20.0, 1)]
+    );
+    let ella = storage
+        .hot
+        .leaderboard_rank(&ns, "b", "ella")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((ella.rank, ella.score), (2, 20.0));
-    assert_eq!(storage.hot.leaderboard_rank(&ns, "b", "nobody").await.unwrap(), None);
-    let around = storage.hot.leaderboard_around(&ns, "b", "ali", 1).await.unwrap();
-    assert_eq!(rows(&around), [("ella", 20.0, 2), ("ali", 10.0, 3), ("dara", 5.0, 4)]);
-    let at_top = storage.hot.leaderboard_around(&ns, "b", "bita", 2).await.unwrap();
-    assert_eq!(rows(&at_top), [("bita", 20.0, 0), ("cyrus", 20.0, 1), ("ella", 20.0, 2)]);
-    let at_bottom = storage.hot.leaderboard_around(&ns, "b", "farid", 2).await.unwrap();
-    assert_eq!(rows(&at_bottom), [("ali", 10.0, 3), ("dara", 5.0, 4), ("farid", -1.5, 5)]);
-    assert!(storage.hot.leaderboard_around(&ns, "b", "nobody", 3).await.unwrap().is_empty());
-    let score = hot(storage, &ns, HotWrite::LeaderboardIncr { board: "b".into(), member: "dara".into(), delta: 30.5 }).await.unwrap();
+    assert_eq!(
+        storage
+            .hot
+            .leaderboard_rank(&ns, "b", "nobody")
+            .await
+            .unwrap(),
+        None
+    );
+    let around = storage
+        .hot
+        .leaderboard_around(&ns, "b", "ali", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&around),
+        [("ella", 20.0, 2), ("ali", 10.0, 3), ("dara", 5.0, 4)]
+    );
+    let at_top = storage
+        .hot
+        .leaderboard_around(&ns, "b", "bita", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&at_top),
+        [("bita", 20.0, 0), ("cyrus", 20.0, 1), ("ella", 20.0, 2)]
+    );
+    let at_bottom = storage
+        .hot
+        .leaderboard_around(&ns, "b", "farid", 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&at_bottom),
+        [("ali", 10.0, 3), ("dara", 5.0, 4), ("farid", -1.5, 5)]
+    );
+    assert!(
+        storage
+            .hot
+            .leaderboard_around(&ns, "b", "nobody", 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let score = hot(
+        storage,
+        &ns,
+        HotWrite::LeaderboardIncr {
+            board: "b".into(),
+            member: "dara".into(),
+            delta: 30.5,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(score, Applied::Score(35.5));
-    assert_eq!(storage.hot.leaderboard_rank(&ns, "b", "dara").await.unwrap().unwrap().rank, 0);
-    let fresh = hot(storage, &ns, HotWrite::LeaderboardIncr { board: "b".into(), member: "gita".into(), delta: 2.0 }).await.unwrap();
+    assert_eq!(
+        storage
+            .hot
+            .leaderboard_rank(&ns, "b", "dara")
+            .await
+            .unwrap()
+            .unwrap()
+            .rank,
+        0
+    );
+    let fresh = hot(
+        storage,
+        &ns,
+        HotWrite::LeaderboardIncr {
+            board: "b".into(),
+            member: "gita".into(),
+            delta: 2.0,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(fresh, Applied::Score(2.0));
-    assert_eq!(storage.hot.leaderboard_top(&ns, "other", 5).await.unwrap(), []);
+    assert_eq!(
+        storage.hot.leaderboard_top(&ns, "other", 5).await.unwrap(),
+        []
+    );
 }
 
 /// Hash fields are set one by one and read back sorted by field name.
 pub async fn hashes_keep_fields(storage: &Storage) {
     let ns = fresh_namespace();
     for (field, value) in [("hp", "10"), ("name", "ali"), ("gold", "7"), ("hp", "12")] {
-        hot(storage, &ns, HotWrite::HashSet { key: "p1".into(), field: field.into(), value: value.into() }).await.unwrap();
+        hot(
+            storage,
+            &ns,
+            HotWrite::HashSet {
+                key: "p1".into(),
+                field: field.into(),
+                value: value.into(),
+            },
+        )
+        .await
+        .unwrap();
     }
-    assert_eq!(storage.hot.hash_get(&ns, "p1", "hp").await.unwrap(), Some(b"12".to_vec()));
+    assert_eq!(
+        storage.hot.hash_get(&ns, "p1", "hp").await.unwrap(),
+        Some(b"12".to_vec())
+    );
     assert_eq!(storage.hot.hash_get(&ns, "p1", "mana").await.unwrap(), None);
     let all = storage.hot.hash_get_all(&ns, "p1").await.unwrap();
-    let all: Vec<(&str, &[u8])> = all.iter().map(|(f, v)| (f.as_str(), v.as_slice())).collect();
+    let all: Vec<(&str, &[u8])> = all
+        .iter()
+        .map(|(f, v)| (f.as_str(), v.as_slice()))
+        .collect();
     assert_eq!(all, [("gold", &b"7"[..]), ("hp", b"12"), ("name", b"ali")]);
-    assert!(storage.hot.hash_get_all(&ns, "p2").await.unwrap().is_empty());
+    assert!(
+        storage
+            .hot
+            .hash_get_all(&ns, "p2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Values and hashes are separate keyspaces.
     assert_eq!(storage.hot.get(&ns, "p1").await.unwrap(), None);
 }
@@ -165,47 +402,138 @@ pub async fn hashes_keep_fields(storage: &Storage) {
 pub async fn versions_conflict_and_change_nothing(storage: &Storage) {
     let ns = fresh_namespace();
     let record = |body: &str, expected| ColdWrite::Record(put("players", "ali", body, expected));
-    assert_eq!(cold(storage, &ns, record(r#"{"wins":0}"#, Some(0))).await.unwrap(), Applied::Version(1));
+    assert_eq!(
+        cold(storage, &ns, record(r#"{"wins":0}"#, Some(0)))
+            .await
+            .unwrap(),
+        Applied::Version(1)
+    );
     let again = cold(storage, &ns, record(r#"{"wins":9}"#, Some(0))).await;
-    assert_eq!(again, Err(Error::Conflict { expected: 0, current: 1 }));
-    assert_eq!(cold(storage, &ns, record(r#"{"wins":1}"#, Some(1))).await.unwrap(), Applied::Version(2));
-    assert_eq!(cold(storage, &ns, record(r#"{"wins":2}"#, None)).await.unwrap(), Applied::Version(3));
+    assert_eq!(
+        again,
+        Err(Error::Conflict {
+            expected: 0,
+            current: 1
+        })
+    );
+    assert_eq!(
+        cold(storage, &ns, record(r#"{"wins":1}"#, Some(1)))
+            .await
+            .unwrap(),
+        Applied::Version(2)
+    );
+    assert_eq!(
+        cold(storage, &ns, record(r#"{"wins":2}"#, None))
+            .await
+            .unwrap(),
+        Applied::Version(3)
+    );
     let stale = cold(storage, &ns, record(r#"{"wins":0}"#, Some(2))).await;
-    assert_eq!(stale, Err(Error::Conflict { expected: 2, current: 3 }));
-    let got = storage.cold.get(&ns, "players", "ali").await.unwrap().unwrap();
+    assert_eq!(
+        stale,
+        Err(Error::Conflict {
+            expected: 2,
+            current: 3
+        })
+    );
+    let got = storage
+        .cold
+        .get(&ns, "players", "ali")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((got.version, got.body.as_str()), (3, r#"{"wins":2}"#));
-    let delete = |expected| ColdWrite::Record(RecordWrite::Delete { collection: "players".into(), key: "ali".into(), expected_version: expected });
-    assert_eq!(cold(storage, &ns, delete(Some(1))).await, Err(Error::Conflict { expected: 1, current: 3 }));
-    assert_eq!(cold(storage, &ns, delete(Some(3))).await.unwrap(), Applied::Existed(true));
-    assert_eq!(cold(storage, &ns, delete(None)).await.unwrap(), Applied::Existed(false));
+    let delete = |expected| {
+        ColdWrite::Record(RecordWrite::Delete {
+            collection: "players".into(),
+            key: "ali".into(),
+            expected_version: expected,
+        })
+    };
+    assert_eq!(
+        cold(storage, &ns, delete(Some(1))).await,
+        Err(Error::Conflict {
+            expected: 1,
+            current: 3
+        })
+    );
+    assert_eq!(
+        cold(storage, &ns, delete(Some(3))).await.unwrap(),
+        Applied::Existed(true)
+    );
+    assert_eq!(
+        cold(storage, &ns, delete(None)).await.unwrap(),
+        Applied::Existed(false)
+    );
     assert_eq!(storage.cold.get(&ns, "players", "ali").await.unwrap(), None);
     let missing = cold(storage, &ns, record("{}", Some(4))).await;
-    assert_eq!(missing, Err(Error::Conflict { expected: 4, current: 0 }));
+    assert_eq!(
+        missing,
+        Err(Error::Conflict {
+            expected: 4,
+            current: 0
+        })
+    );
 }
 
 /// A transaction whose last write fails leaves nothing behind; one that
 /// succeeds applies every write.
 pub async fn transactions_are_all_or_nothing(storage: &Storage) {
     let ns = fresh_namespace();
-    cold(storage, &ns, ColdWrite::Record(put("c", "x", r#"{"n":1}"#, None))).await.unwrap();
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(put("c", "x", r#"{"n":1}"#, None)),
+    )
+    .await
+    .unwrap();
     let failing = ColdWrite::Transaction(vec![
         put("c", "y", r#"{"n":2}"#, None),
-        RecordWrite::Delete { collection: "c".into(), key: "x".into(), expected_version: None },
+        RecordWrite::Delete {
+            collection: "c".into(),
+            key: "x".into(),
+            expected_version: None,
+        },
         put("d", "z", r#"{"n":3}"#, None),
         put("c", "x", r#"{"n":4}"#, Some(5)),
     ]);
     // A transaction sees its own writes: `x` was deleted by the second write.
-    assert_eq!(cold(storage, &ns, failing).await, Err(Error::Conflict { expected: 5, current: 0 }));
+    assert_eq!(
+        cold(storage, &ns, failing).await,
+        Err(Error::Conflict {
+            expected: 5,
+            current: 0
+        })
+    );
     assert_eq!(storage.cold.get(&ns, "c", "y").await.unwrap(), None);
     assert_eq!(storage.cold.get(&ns, "d", "z").await.unwrap(), None);
-    assert_eq!(storage.cold.get(&ns, "c", "x").await.unwrap().unwrap().body, r#"{"n":1}"#);
+    assert_eq!(
+        storage.cold.get(&ns, "c", "x").await.unwrap().unwrap().body,
+        r#"{"n":1}"#
+    );
     let succeeding = ColdWrite::Transaction(vec![
         put("c", "y", r#"{"n":2}"#, Some(0)),
         put("c", "x", r#"{"n":5}"#, Some(1)),
-        RecordWrite::Delete { collection: "c".into(), key: "y".into(), expected_version: Some(1) },
+        RecordWrite::Delete {
+            collection: "c".into(),
+            key: "y".into(),
+            expected_version: Some(1),
+        },
     ]);
-    assert_eq!(cold(storage, &ns, succeeding).await.unwrap(), Applied::Versions(vec![1, 2, 0]));
-    assert_eq!(storage.cold.get(&ns, "c", "x").await.unwrap().unwrap().version, 2);
+    assert_eq!(
+        cold(storage, &ns, succeeding).await.unwrap(),
+        Applied::Versions(vec![1, 2, 0])
+    );
+    assert_eq!(
+        storage
+            .cold
+            .get(&ns, "c", "x")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
     assert_eq!(storage.cold.get(&ns, "c", "y").await.unwrap(), None);
 }
 
@@ -215,22 +543,44 @@ pub async fn pagination_neither_skips_nor_repeats(storage: &Storage) {
     let ns = fresh_namespace();
     let existing: BTreeSet<String> = (0..120).map(|i| format!("k{:04}", i * 2)).collect();
     for key in &existing {
-        cold(storage, &ns, ColdWrite::Record(put("items", key, "{}", None))).await.unwrap();
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("items", key, "{}", None)),
+        )
+        .await
+        .unwrap();
     }
-    cold(storage, &ns, ColdWrite::Record(put("items", "other", "{}", None))).await.unwrap();
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(put("items", "other", "{}", None)),
+    )
+    .await
+    .unwrap();
     let inserter = {
         let (storage, ns) = (storage.clone(), ns.clone());
         tokio::spawn(async move {
             for i in 0..120 {
                 let key = format!("k{:04}", i * 2 + 1);
-                cold(&storage, &ns, ColdWrite::Record(put("items", &key, "{}", None))).await.unwrap();
+                cold(
+                    &storage,
+                    &ns,
+                    ColdWrite::Record(put("items", &key, "{}", None)),
+                )
+                .await
+                .unwrap();
             }
         })
     };
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let page = storage.cold.list(&ns, "items", "k", cursor.as_deref(), 7).await.unwrap();
+        let page = storage
+            .cold
+            .list(&ns, "items", "k", cursor.as_deref(), 7)
+            .await
+            .unwrap();
         assert!(page.records.len() <= 7);
         seen.extend(page.records.iter().map(|r| r.key.clone()));
         match page.next_cursor {
@@ -244,8 +594,14 @@ pub async fn pagination_neither_skips_nor_repeats(storage: &Storage) {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "ascending key order");
     assert!(existing.is_subset(&unique), "no existing record is skipped");
     assert!(!unique.contains("other"), "the prefix holds");
-    let bad_cursor = storage.cold.list(&ns, "items", "k", Some("not a cursor!"), 5).await;
-    assert!(matches!(bad_cursor, Err(Error::Invalid { .. })), "{bad_cursor:?}");
+    let bad_cursor = storage
+        .cold
+        .list(&ns, "items", "k", Some("not a cursor!"), 5)
+        .await;
+    assert!(
+        matches!(bad_cursor, Err(Error::Invalid { .. })),
+        "{bad_cursor:?}"
+    );
 }
 
 /// Queries compare JSON fields by type and return matches in key order.
@@ -258,20 +614,44 @@ pub async fn queries_match_json_fields(storage: &Storage) {
         ("d", r#"{"name":"dara"}"#),
         ("e", r#"{"name":"ella","stats":{"wins":7}}"#),
     ] {
-        cold(storage, &ns, ColdWrite::Record(put("players", key, body, None))).await.unwrap();
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("players", key, body, None)),
+        )
+        .await
+        .unwrap();
     }
     let query = |conditions: Vec<Condition>, limit| {
         let (storage, ns) = (storage.clone(), ns.clone());
         async move {
-            let found = storage.cold.query(&ns, "players", &conditions, limit).await.unwrap();
+            let found = storage
+                .cold
+                .query(&ns, "players", &conditions, limit)
+                .await
+                .unwrap();
             found.into_iter().map(|r| r.key).collect::<Vec<_>>()
         }
     };
     let wins = |compare, value: &str| Condition::parse("stats.wins", compare, value).unwrap();
     assert_eq!(query(vec![wins(Compare::Ge, "7")], 10).await, ["b", "e"]);
     assert_eq!(query(vec![wins(Compare::Lt, "7")], 10).await, ["a"]);
-    assert_eq!(query(vec![wins(Compare::Ne, "3")], 10).await, ["b", "e"], "a missing or non-number field never matches");
-    assert_eq!(query(vec![wins(Compare::Gt, "0"), Condition::parse("name", Compare::Eq, r#""ella""#).unwrap()], 10).await, ["e"]);
+    assert_eq!(
+        query(vec![wins(Compare::Ne, "3")], 10).await,
+        ["b", "e"],
+        "a missing or non-number field never matches"
+    );
+    assert_eq!(
+        query(
+            vec![
+                wins(Compare::Gt, "0"),
+                Condition::parse("name", Compare::Eq, r#""ella""#).unwrap()
+            ],
+            10
+        )
+        .await,
+        ["e"]
+    );
     assert_eq!(query(vec![wins(Compare::Gt, "0")], 2).await, ["a", "b"]);
     assert_eq!(query(vec![], 10).await.len(), 5);
 }
@@ -280,17 +660,48 @@ pub async fn queries_match_json_fields(storage: &Storage) {
 /// never appended to is `not-found`.
 pub async fn history_streams_append_in_order(storage: &Storage) {
     let ns = fresh_namespace();
-    for (i, body) in [r#"{"game":1}"#, r#"{"game":2}"#, r#"{"game":3}"#].into_iter().enumerate() {
-        let appended = cold(storage, &ns, ColdWrite::AppendHistory { stream: "matches".into(), body: body.into() }).await.unwrap();
+    for (i, body) in [r#"{"game":1}"#, r#"{"game":2}"#, r#"{"game":3}"#]
+        .into_iter()
+        .enumerate()
+    {
+        let appended = cold(
+            storage,
+            &ns,
+            ColdWrite::AppendHistory {
+                stream: "matches".into(),
+                body: body.into(),
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(appended, Applied::Seq(i as u64 + 1));
     }
-    let all = storage.cold.read_history(&ns, "matches", 0, 10).await.unwrap();
+    let all = storage
+        .cold
+        .read_history(&ns, "matches", 0, 10)
+        .await
+        .unwrap();
     assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(all[2].body, r#"{"game":3}"#);
-    let later = storage.cold.read_history(&ns, "matches", 2, 10).await.unwrap();
+    let later = storage
+        .cold
+        .read_history(&ns, "matches", 2, 10)
+        .await
+        .unwrap();
     assert_eq!(later.iter().map(|e| e.seq).collect::<Vec<_>>(), [3]);
-    assert_eq!(storage.cold.read_history(&ns, "matches", 0, 2).await.unwrap().len(), 2);
-    assert_eq!(storage.cold.read_history(&ns, "nothing", 0, 10).await, Err(Error::NotFound));
+    assert_eq!(
+        storage
+            .cold
+            .read_history(&ns, "matches", 0, 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        storage.cold.read_history(&ns, "nothing", 0, 10).await,
+        Err(Error::NotFound)
+    );
 }
 
 /// 1 MiB values and bodies round-trip byte for byte.
@@ -300,8 +711,23 @@ pub async fn large_values_round_trip(storage: &Storage) {
     hot(storage, &ns, set("big", &value, None)).await.unwrap();
     assert_eq!(storage.hot.get(&ns, "big").await.unwrap(), Some(value));
     let body = serde_json::json!({"blob": "x".repeat(1024 * 1024)}).to_string();
-    cold(storage, &ns, ColdWrite::Record(put("blobs", "one", &body, None))).await.unwrap();
-    assert_eq!(storage.cold.get(&ns, "blobs", "one").await.unwrap().unwrap().body, body);
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(put("blobs", "one", &body, None)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        storage
+            .cold
+            .get(&ns, "blobs", "one")
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+        body
+    );
 }
 
 /// Keys with glob, separator, quote, NUL and non-ASCII characters, and a
@@ -309,28 +735,95 @@ pub async fn large_values_round_trip(storage: &Storage) {
 pub async fn hostile_keys_stay_distinct(storage: &Storage) {
     let ns = fresh_namespace();
     let long = "k".repeat(10 * 1024);
-    let keys = ["*", ":", "'", "\0", "a\0b", "a", "a:b", "ключ🔑", "%_", "' OR 1=1 --", long.as_str()];
+    let keys = [
+        "*",
+        ":",
+        "'",
+        "\0",
+        "a\0b",
+        "a",
+        "a:b",
+        "ключ🔑",
+        "%_",
+        "' OR 1=1 --",
+        long.as_str(),
+    ];
     for (i, key) in keys.iter().enumerate() {
-        hot(storage, &ns, set(key, i.to_string().as_bytes(), None)).await.unwrap();
+        hot(storage, &ns, set(key, i.to_string().as_bytes(), None))
+            .await
+            .unwrap();
         let body = serde_json::json!({"i": i}).to_string();
-        cold(storage, &ns, ColdWrite::Record(put("hostile", key, &body, None))).await.unwrap();
-        hot(storage, &ns, HotWrite::LeaderboardSet { board: (*key).into(), member: (*key).into(), score: i as f64 }).await.unwrap();
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("hostile", key, &body, None)),
+        )
+        .await
+        .unwrap();
+        hot(
+            storage,
+            &ns,
+            HotWrite::LeaderboardSet {
+                board: (*key).into(),
+                member: (*key).into(),
+                score: i as f64,
+            },
+        )
+        .await
+        .unwrap();
     }
     for (i, key) in keys.iter().enumerate() {
-        assert_eq!(storage.hot.get(&ns, key).await.unwrap(), Some(i.to_string().into_bytes()), "hot key {key:?}");
-        let record = storage.cold.get(&ns, "hostile", key).await.unwrap().unwrap();
-        assert_eq!(record.body, serde_json::json!({"i": i}).to_string(), "cold key {key:?}");
-        let entry = storage.hot.leaderboard_rank(&ns, key, key).await.unwrap().unwrap();
+        assert_eq!(
+            storage.hot.get(&ns, key).await.unwrap(),
+            Some(i.to_string().into_bytes()),
+            "hot key {key:?}"
+        );
+        let record = storage
+            .cold
+            .get(&ns, "hostile", key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.body,
+            serde_json::json!({"i": i}).to_string(),
+            "cold key {key:?}"
+        );
+        let entry = storage
+            .hot
+            .leaderboard_rank(&ns, key, key)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(entry.score, i as f64);
     }
-    let page = storage.cold.list(&ns, "hostile", "", None, 100).await.unwrap();
+    let page = storage
+        .cold
+        .list(&ns, "hostile", "", None, 100)
+        .await
+        .unwrap();
     let listed: BTreeSet<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(listed, keys.iter().copied().collect());
     // A prefix with glob characters is literal.
-    let star = storage.cold.list(&ns, "hostile", "*", None, 100).await.unwrap();
+    let star = storage
+        .cold
+        .list(&ns, "hostile", "*", None, 100)
+        .await
+        .unwrap();
     assert_eq!(star.records.len(), 1);
-    let percent = storage.cold.list(&ns, "hostile", "%", None, 100).await.unwrap();
-    assert_eq!(percent.records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(), ["%_"]);
+    let percent = storage
+        .cold
+        .list(&ns, "hostile", "%", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        percent
+            .records
+            .iter()
+            .map(|r| r.key.as_str())
+            .collect::<Vec<_>>(),
+        ["%_"]
+    );
 }
 
 /// Two namespaces using the same names see different data in every
@@ -338,16 +831,74 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
 pub async fn namespaces_are_isolated(storage: &Storage) {
     let (a, b) = (fresh_namespace(), fresh_namespace());
     hot(storage, &a, set("k", b"a's", None)).await.unwrap();
-    hot(storage, &a, HotWrite::HashSet { key: "h".into(), field: "f".into(), value: b"a's".to_vec() }).await.unwrap();
-    hot(storage, &a, HotWrite::LeaderboardSet { board: "wins".into(), member: "m".into(), score: 1.0 }).await.unwrap();
-    cold(storage, &a, ColdWrite::Record(put("c", "k", "{}", None))).await.unwrap();
-    cold(storage, &a, ColdWrite::AppendHistory { stream: "s".into(), body: "{}".into() }).await.unwrap();
+    hot(
+        storage,
+        &a,
+        HotWrite::HashSet {
+            key: "h".into(),
+            field: "f".into(),
+            value: b"a's".to_vec(),
+        },
+    )
+    .await
+    .unwrap();
+    hot(
+        storage,
+        &a,
+        HotWrite::LeaderboardSet {
+            board: "wins".into(),
+            member: "m".into(),
+            score: 1.0,
+        },
+    )
+    .await
+    .unwrap();
+    cold(storage, &a, ColdWrite::Record(put("c", "k", "{}", None)))
+        .await
+        .unwrap();
+    cold(
+        storage,
+        &a,
+        ColdWrite::AppendHistory {
+            stream: "s".into(),
+            body: "{}".into(),
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(storage.hot.get(&b, "k").await.unwrap(), None);
     assert_eq!(storage.hot.hash_get(&b, "h", "f").await.unwrap(), None);
-    assert!(storage.hot.leaderboard_top(&b, "wins", 10).await.unwrap().is_empty());
+    assert!(
+        storage
+            .hot
+            .leaderboard_top(&b, "wins", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(storage.cold.get(&b, "c", "k").await.unwrap(), None);
-    assert!(storage.cold.list(&b, "c", "", None, 10).await.unwrap().records.is_empty());
-    assert_eq!(storage.cold.read_history(&b, "s", 0, 10).await, Err(Error::NotFound));
-    assert_eq!(hot(storage, &b, HotWrite::Delete { key: "k".into() }).await.unwrap(), Applied::Existed(false));
-    assert_eq!(storage.hot.get(&a, "k").await.unwrap(), Some(b"a's".to_vec()), "b's delete did not touch a");
+    assert!(
+        storage
+            .cold
+            .list(&b, "c", "", None, 10)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+    assert_eq!(
+        storage.cold.read_history(&b, "s", 0, 10).await,
+        Err(Error::NotFound)
+    );
+    assert_eq!(
+        hot(storage, &b, HotWrite::Delete { key: "k".into() })
+            .await
+            .unwrap(),
+        Applied::Existed(false)
+    );
+    assert_eq!(
+        storage.hot.get(&a, "k").await.unwrap(),
+        Some(b"a's".to_vec()),
+        "b's delete did not touch a"
+    );
 }

@@ -17,7 +17,9 @@ fn suit(card: &str) -> char {
 }
 
 fn rank(card: &str) -> usize {
-    RANKS.find(card.chars().next().expect("card")).expect("rank")
+    RANKS
+        .find(card.chars().next().expect("card"))
+        .expect("rank")
 }
 
 /// The seat that wins a trick of (seat, card) plays.
@@ -58,7 +60,12 @@ fn strings(value: &Value, out: &mut Vec<String>) {
 }
 
 fn hand_of(view: &Value) -> Vec<String> {
-    view["you"]["hand"].as_array().expect("own hand").iter().map(|c| c.as_str().expect("card").to_owned()).collect()
+    view["you"]["hand"]
+        .as_array()
+        .expect("own hand")
+        .iter()
+        .map(|c| c.as_str().expect("card").to_owned())
+        .collect()
 }
 
 /// Checks one served view: it shows its player's own hand, and no card that
@@ -66,7 +73,11 @@ fn hand_of(view: &Value) -> Vec<String> {
 /// public: the face-up draw for the first Hakem, and the last trick of the
 /// previous hand.
 pub fn assert_hides_others(view: &Value, seat: usize, hands: &[Vec<String>; 4]) {
-    assert_eq!(view["you"]["seat"], json!(seat), "a view is for its own player");
+    assert_eq!(
+        view["you"]["seat"],
+        json!(seat),
+        "a view is for its own player"
+    );
     let mut visible = Vec::new();
     let mut without_own = view.clone();
     without_own["you"]["hand"] = Value::Null;
@@ -81,7 +92,10 @@ pub fn assert_hides_others(view: &Value, seat: usize, hands: &[Vec<String>; 4]) 
             continue;
         }
         for card in hand {
-            assert!(!visible.contains(card), "seat {seat}'s view reveals {card}, held by seat {other}: {view}");
+            assert!(
+                !visible.contains(card),
+                "seat {seat}'s view reveals {card}, held by seat {other}: {view}"
+            );
         }
     }
 }
@@ -118,9 +132,23 @@ async fn all_views(players: &[Player], views_checked: &mut u64) -> (Vec<Value>, 
 async fn assert_refused(player: &Player, action: Value, status: u16, code: &str) {
     let before = player.view().await;
     let reply = player.act(&action).await;
-    assert_eq!((reply.status, reply.code()), (status, code), "{action} by {}: {:?}", player.name, reply.body);
-    assert!(reply.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    assert_eq!(player.view().await, before, "a refused action changed the game");
+    assert_eq!(
+        (reply.status, reply.code()),
+        (status, code),
+        "{action} by {}: {:?}",
+        player.name,
+        reply.body
+    );
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+    assert_eq!(
+        player.view().await,
+        before,
+        "a refused action changed the game"
+    );
 }
 
 /// Plays one whole game with seed `seed` through `api`: four players, random
@@ -132,17 +160,33 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
     for name in ["north", "west", "south", "east"] {
         players.push(api.join(&session, name).await);
     }
-    let fifth = api.post(&format!("/v1/sessions/{session}/join"), &json!({"name": "extra"})).await;
+    let fifth = api
+        .post(
+            &format!("/v1/sessions/{session}/join"),
+            &json!({"name": "extra"}),
+        )
+        .await;
     assert_eq!((fifth.status, fifth.code()), (409, "session_full"));
 
-    let (mut points, mut hands_played, mut tricks_checked, mut views_checked, mut illegal_checked) = ([0u64; 2], 0, 0, 0, 0);
+    let (mut points, mut hands_played, mut tricks_checked, mut views_checked, mut illegal_checked) =
+        ([0u64; 2], 0, 0, 0, 0);
     // The first Hakem: the face-up draw goes round the seats to the first ace.
     let (views, _) = all_views(&players, &mut views_checked).await;
-    let draw = views[0]["hakem_draw"].as_array().expect("the first hand shows the draw");
+    let draw = views[0]["hakem_draw"]
+        .as_array()
+        .expect("the first hand shows the draw");
     for (i, play) in draw.iter().enumerate() {
-        assert_eq!(play["seat"], json!(i % 4), "the draw goes round the table in seat order");
+        assert_eq!(
+            play["seat"],
+            json!(i % 4),
+            "the draw goes round the table in seat order"
+        );
         let card = play["card"].as_str().expect("card");
-        assert_eq!(card.starts_with('A'), i == draw.len() - 1, "the draw stops at the first ace");
+        assert_eq!(
+            card.starts_with('A'),
+            i == draw.len() - 1,
+            "the draw stops at the first ace"
+        );
     }
     let mut hakem = draw.last().expect("a draw")["seat"].as_u64().expect("seat");
 
@@ -151,23 +195,56 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
         hands_played += 1;
         let (views, hands) = all_views(&players, &mut views_checked).await;
         assert_eq!(views[0]["phase"], "choosing_trump");
-        assert_eq!(views[0]["hakem"], json!(hakem), "hand {hands_played}: the referee expected Hakem {hakem}");
-        assert!(hands.iter().all(|h| h.len() == 5), "five cards each before trump");
+        assert_eq!(
+            views[0]["hakem"],
+            json!(hakem),
+            "hand {hands_played}: the referee expected Hakem {hakem}"
+        );
+        assert!(
+            hands.iter().all(|h| h.len() == 5),
+            "five cards each before trump"
+        );
         let hakem_player = &players[hakem as usize];
         let other = &players[(hakem as usize + 1) % 4];
-        assert_refused(other, json!({"type": "trump", "suit": "S"}), 422, "not_hakem").await;
-        assert_refused(other, json!({"type": "play", "card": hands[(hakem as usize + 1) % 4][0]}), 422, "waiting_for_trump").await;
+        assert_refused(
+            other,
+            json!({"type": "trump", "suit": "S"}),
+            422,
+            "not_hakem",
+        )
+        .await;
+        assert_refused(
+            other,
+            json!({"type": "play", "card": hands[(hakem as usize + 1) % 4][0]}),
+            422,
+            "waiting_for_trump",
+        )
+        .await;
         illegal_checked += 2;
-        let trump_card = hands[hakem as usize].choose(&mut rng).expect("five cards").clone();
+        let trump_card = hands[hakem as usize]
+            .choose(&mut rng)
+            .expect("five cards")
+            .clone();
         let trump = suit(&trump_card);
-        let named = hakem_player.act(&json!({"type": "trump", "suit": trump.to_string()})).await;
+        let named = hakem_player
+            .act(&json!({"type": "trump", "suit": trump.to_string()}))
+            .await;
         assert_eq!(named.status, 200, "{:?}", named.body);
-        assert_refused(hakem_player, json!({"type": "trump", "suit": "H"}), 422, "trump_already_named").await;
+        assert_refused(
+            hakem_player,
+            json!({"type": "trump", "suit": "H"}),
+            422,
+            "trump_already_named",
+        )
+        .await;
         illegal_checked += 1;
 
         let (views, mut hands) = all_views(&players, &mut views_checked).await;
         assert_eq!(views[0]["trump"], json!(trump.to_string()));
-        assert!(hands.iter().all(|h| h.len() == 13), "thirteen cards each after trump");
+        assert!(
+            hands.iter().all(|h| h.len() == 13),
+            "thirteen cards each after trump"
+        );
         let all: HashSet<&String> = hands.iter().flatten().collect();
         assert_eq!(all.len(), 52, "the four hands are one deck");
 
@@ -181,18 +258,41 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
                 let hand = &hands[seat as usize];
                 let led = plays.first().map(|(_, c)| suit(c));
                 let legal: Vec<&String> = match led {
-                    Some(led) if hand.iter().any(|c| suit(c) == led) => hand.iter().filter(|c| suit(c) == led).collect(),
+                    Some(led) if hand.iter().any(|c| suit(c) == led) => {
+                        hand.iter().filter(|c| suit(c) == led).collect()
+                    }
                     _ => hand.iter().collect(),
                 };
                 if rng.random_bool(0.08) && !hands[((seat + 1) % 4) as usize].is_empty() {
                     // Not your turn: the next seat tries to play.
                     let next = ((seat + 1) % 4) as usize;
-                    assert_refused(&players[next], json!({"type": "play", "card": hands[next][0]}), 409, "not_your_turn").await;
+                    assert_refused(
+                        &players[next],
+                        json!({"type": "play", "card": hands[next][0]}),
+                        409,
+                        "not_your_turn",
+                    )
+                    .await;
                     // A card another player holds.
-                    assert_refused(player, json!({"type": "play", "card": hands[next][0]}), 422, "card_not_in_hand").await;
+                    assert_refused(
+                        player,
+                        json!({"type": "play", "card": hands[next][0]}),
+                        422,
+                        "card_not_in_hand",
+                    )
+                    .await;
                     illegal_checked += 2;
-                    if let Some(off_suit) = hand.iter().find(|c| led.is_some_and(|l| suit(c) != l && legal.len() < hand.len())) {
-                        assert_refused(player, json!({"type": "play", "card": off_suit}), 422, "must_follow_suit").await;
+                    if let Some(off_suit) = hand
+                        .iter()
+                        .find(|c| led.is_some_and(|l| suit(c) != l && legal.len() < hand.len()))
+                    {
+                        assert_refused(
+                            player,
+                            json!({"type": "play", "card": off_suit}),
+                            422,
+                            "must_follow_suit",
+                        )
+                        .await;
                         illegal_checked += 1;
                     }
                 }
@@ -204,7 +304,11 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
                 // The play that ends a hand answers with the next hand dealt
                 // (or the game over); the next round of views checks that.
                 if view["phase"] == "playing" && view["hand_number"] == json!(hands_played) {
-                    assert_eq!(hand_of(view), hands[seat as usize], "the played card left the hand");
+                    assert_eq!(
+                        hand_of(view),
+                        hands[seat as usize],
+                        "the played card left the hand"
+                    );
                     assert_hides_others(view, seat as usize, &hands);
                     views_checked += 1;
                 }
@@ -212,11 +316,23 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
                 if plays.len() == 4 {
                     let winner = trick_winner(&plays, trump);
                     let last = &view["last_trick"];
-                    let served: Vec<(u64, String)> = last["plays"].as_array().expect("plays").iter()
-                        .map(|p| (p["seat"].as_u64().expect("seat"), p["card"].as_str().expect("card").to_owned()))
+                    let served: Vec<(u64, String)> = last["plays"]
+                        .as_array()
+                        .expect("plays")
+                        .iter()
+                        .map(|p| {
+                            (
+                                p["seat"].as_u64().expect("seat"),
+                                p["card"].as_str().expect("card").to_owned(),
+                            )
+                        })
                         .collect();
                     assert_eq!(served, plays, "the host recorded the trick as played");
-                    assert_eq!(last["winner"], json!(winner), "trick {plays:?} with trump {trump}");
+                    assert_eq!(
+                        last["winner"],
+                        json!(winner),
+                        "trick {plays:?} with trump {trump}"
+                    );
                     tricks[(winner % 2) as usize] += 1;
                     tricks_checked += 1;
                     leader = winner;
@@ -236,12 +352,24 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
                             let outcome = &reply.body["outcome"];
                             assert_eq!(outcome["winner_team"], json!(team));
                             assert_eq!(outcome["points"], json!(points));
-                            let names: Vec<&str> = [team, team + 2].iter().map(|s| players[*s as usize].name.as_str()).collect();
+                            let names: Vec<&str> = [team, team + 2]
+                                .iter()
+                                .map(|s| players[*s as usize].name.as_str())
+                                .collect();
                             assert_eq!(outcome["winners"], json!(names));
                             assert_eq!(view["phase"], "finished");
                             let after = player.act(&json!({"type": "play", "card": "AS"})).await;
                             assert_eq!((after.status, after.code()), (409, "game_finished"));
-                            return Played { session, points, winner_team: team, hands: hands_played, tricks_checked, views_checked, illegal_checked, players };
+                            return Played {
+                                session,
+                                points,
+                                winner_team: team,
+                                hands: hands_played,
+                                tricks_checked,
+                                views_checked,
+                                illegal_checked,
+                                players,
+                            };
                         }
                     }
                     break;

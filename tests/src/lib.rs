@@ -18,7 +18,9 @@ use tokio::sync::oneshot;
 /// The compiled component of a plugin under `plugins/`, built by
 /// `scripts/build-plugins.sh`.
 pub fn plugin_path(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist").join(format!("{name}.wasm"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/dist")
+        .join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the plugins first with scripts/build-plugins.sh (scripts/test.sh does it)",
@@ -37,7 +39,10 @@ pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Conf
     config.sessions.live_max = 256;
     config.plugins = plugins
         .iter()
-        .map(|(name, component)| PluginConfig { name: (*name).to_owned(), path: plugin_path(component) })
+        .map(|(name, component)| PluginConfig {
+            name: (*name).to_owned(),
+            path: plugin_path(component),
+        })
         .collect();
     config
 }
@@ -59,7 +64,10 @@ impl TestHost {
     }
 
     /// As [`TestHost::start`], letting the test adjust the config.
-    pub async fn start_with(plugins: &[(&str, &str)], adjust: impl FnOnce(&mut Config)) -> TestHost {
+    pub async fn start_with(
+        plugins: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestHost {
         let data = tempfile::tempdir().expect("temp dir");
         let mut config = test_config(data.path(), plugins);
         adjust(&mut config);
@@ -69,14 +77,26 @@ impl TestHost {
     }
 
     pub async fn start_config(config: Config) -> TestHost {
-        let listener = tokio::net::TcpListener::bind(config.server.listen).await.expect("bind");
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address");
-        let app = std::sync::Arc::new(hoard::api::App::start(config).await.expect("the host starts"));
+        let app = std::sync::Arc::new(
+            hoard::api::App::start(config)
+                .await
+                .expect("the host starts"),
+        );
         let (shutdown, stop) = oneshot::channel();
         let task = tokio::spawn(hoard::api::serve(app.clone(), listener, async {
             let _ = stop.await;
         }));
-        TestHost { address, app, shutdown: Some(shutdown), task: Some(task), _data: None }
+        TestHost {
+            address,
+            app,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            _data: None,
+        }
     }
 
     pub fn api(&self) -> Api {
@@ -117,15 +137,26 @@ pub struct Api {
 
 impl Api {
     pub fn new(address: SocketAddr) -> Api {
-        Api { base: format!("http://{address}"), http: reqwest::Client::new() }
+        Api {
+            base: format!("http://{address}"),
+            http: reqwest::Client::new(),
+        }
     }
 
     /// Sends a request with an optional raw body and bearer token.
-    pub async fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body.to_owned());
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
         }
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -133,7 +164,8 @@ impl Api {
         let response = request.send().await.expect("the host answers");
         let status = response.status().as_u16();
         let text = response.text().await.expect("a body");
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path} answered {status} with non-JSON: {text:?}"));
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{path} answered {status} with non-JSON: {text:?}"));
         Reply { status, body }
     }
 
@@ -147,14 +179,24 @@ impl Api {
 
     /// Creates a session of `game` and returns its id.
     pub async fn create(&self, game: &str, body: Value) -> String {
-        let reply = self.post(&format!("/v1/games/{game}/sessions"), &body).await;
+        let reply = self
+            .post(&format!("/v1/games/{game}/sessions"), &body)
+            .await;
         assert_eq!(reply.status, 201, "create: {:?}", reply.body);
-        reply.body["session"].as_str().expect("session id").to_owned()
+        reply.body["session"]
+            .as_str()
+            .expect("session id")
+            .to_owned()
     }
 
     /// Joins `session` as `name`.
     pub async fn join(&self, session: &str, name: &str) -> Player {
-        let reply = self.post(&format!("/v1/sessions/{session}/join"), &serde_json::json!({"name": name})).await;
+        let reply = self
+            .post(
+                &format!("/v1/sessions/{session}/join"),
+                &serde_json::json!({"name": name}),
+            )
+            .await;
         assert_eq!(reply.status, 201, "join: {:?}", reply.body);
         Player {
             api: self.clone(),
@@ -177,12 +219,22 @@ pub struct Player {
 impl Player {
     pub async fn act(&self, action: &Value) -> Reply {
         let path = format!("/v1/sessions/{}/actions", self.session);
-        self.api.send("POST", &path, Some(&action.to_string()), Some(&self.token)).await
+        self.api
+            .send("POST", &path, Some(&action.to_string()), Some(&self.token))
+            .await
     }
 
     /// This player's view; panics unless it is served.
     pub async fn view(&self) -> Value {
-        let reply = self.api.send("GET", &format!("/v1/sessions/{}/view", self.session), None, Some(&self.token)).await;
+        let reply = self
+            .api
+            .send(
+                "GET",
+                &format!("/v1/sessions/{}/view", self.session),
+                None,
+                Some(&self.token),
+            )
+            .await;
         assert_eq!(reply.status, 200, "view: {:?}", reply.body);
         reply.body["view"].clone()
     }

@@ -17,16 +17,29 @@ async fn non_components_and_wrong_worlds_are_rejected_at_load() {
     let cases = [
         (text, "is not a WebAssembly component"),
         (core_module, "is not a WebAssembly component"),
-        (plugin_path("wrong-world"), "does not fit the hoard:plugin/plugin@0.1.0 world"),
+        (
+            plugin_path("wrong-world"),
+            "does not fit the hoard:plugin/plugin@0.1.0 world",
+        ),
         (dir.path().join("absent.wasm"), "cannot read"),
     ];
     for (path, expected) in cases {
         let mut config = test_config(dir.path(), &[]);
         config.storage.sled.path = dir.path().join(format!("db-{}", rand::random::<u32>()));
-        config.plugins = vec![PluginConfig { name: "bad".into(), path: path.clone() }];
-        let error = hoard::api::App::start(config).await.err().expect("a bad plugin stops the start");
+        config.plugins = vec![PluginConfig {
+            name: "bad".into(),
+            path: path.clone(),
+        }];
+        let error = hoard::api::App::start(config)
+            .await
+            .err()
+            .expect("a bad plugin stops the start");
         let error = error.to_string();
-        assert!(error.contains("plugin \"bad\"") && error.contains(expected), "{}: {error}", path.display());
+        assert!(
+            error.contains("plugin \"bad\"") && error.contains(expected),
+            "{}: {error}",
+            path.display()
+        );
     }
 }
 
@@ -50,18 +63,32 @@ async fn misbehaving_calls_fail_alone() {
     let cases = [
         (json!({"do": "trap"}), "plugin_failed", "trapped"),
         (json!({"do": "loop"}), "plugin_timeout", "200 ms"),
-        (json!({"do": "grow"}), "plugin_out_of_memory", "33554432 bytes"),
+        (
+            json!({"do": "grow"}),
+            "plugin_out_of_memory",
+            "33554432 bytes",
+        ),
     ];
     for round in 0..2 {
         for (action, code, detail) in &cases {
             let started = std::time::Instant::now();
             let reply = probe.act(action).await;
-            assert_eq!((reply.status, reply.code()), (500, *code), "round {round} {action}: {:?}", reply.body);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (500, *code),
+                "round {round} {action}: {:?}",
+                reply.body
+            );
             let message = reply.body["error"]["message"].as_str().unwrap();
             assert!(message.contains(detail), "{message}");
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{action} was stopped promptly");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{action} was stopped promptly"
+            );
             // The session survives its plugin's fault.
-            let ok = probe.act(&json!({"do": "hot-set", "key": "alive", "value": "yes"})).await;
+            let ok = probe
+                .act(&json!({"do": "hot-set", "key": "alive", "value": "yes"}))
+                .await;
             assert_eq!(ok.status, 200, "{:?}", ok.body);
         }
     }
@@ -83,13 +110,26 @@ fn plugin_check_reports_exports_or_reasons() {
     };
     let good = check(&plugin_path("hokm"));
     let stdout = String::from_utf8_lossy(&good.stdout);
-    assert!(good.status.success(), "{stdout} {}", String::from_utf8_lossy(&good.stderr));
-    assert!(stdout.contains("fits the hoard:plugin/plugin@0.1.0 world"), "{stdout}");
+    assert!(
+        good.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        stdout.contains("fits the hoard:plugin/plugin@0.1.0 world"),
+        "{stdout}"
+    );
     assert!(stdout.contains("hoard:plugin/game@0.1.0"), "{stdout}");
     assert!(stdout.contains("game: hokm"), "{stdout}");
     let bad = check(&plugin_path("wrong-world"));
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success());
-    assert!(stderr.contains("rejected") && stderr.contains("does not fit"), "{stderr}");
-    assert!(stderr.contains("hoard:plugin/game"), "the reason names the missing export: {stderr}");
+    assert!(
+        stderr.contains("rejected") && stderr.contains("does not fit"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hoard:plugin/game"),
+        "the reason names the missing export: {stderr}"
+    );
 }

@@ -6,9 +6,19 @@ use hoard::storage::{HotWrite, Limits, Namespace, Op, Storage};
 
 async fn sled_storage() -> (Storage, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = SledConfig { path: dir.path().join("db"), ..SledConfig::default() };
+    let config = SledConfig {
+        path: dir.path().join("db"),
+        ..SledConfig::default()
+    };
     let store = SledStore::open(&config).unwrap();
-    (Storage { hot: store.clone(), cold: store, limits: Limits::default() }, dir)
+    (
+        Storage {
+            hot: store.clone(),
+            cold: store,
+            limits: Limits::default(),
+        },
+        dir,
+    )
 }
 
 hoard_tests::conformance_suite!(sled_storage);
@@ -17,12 +27,21 @@ hoard_tests::conformance_suite!(sled_storage);
 #[tokio::test]
 async fn acknowledged_writes_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let config = SledConfig { path: dir.path().join("db"), ..SledConfig::default() };
+    let config = SledConfig {
+        path: dir.path().join("db"),
+        ..SledConfig::default()
+    };
     let ns = Namespace::plugin("game").unwrap();
     {
         let store = SledStore::open(&config).unwrap();
-        let write = HotWrite::Set { key: "k".into(), value: b"kept".to_vec(), ttl_ms: None };
-        hoard::storage::HotStore::apply(&*store, &Op::new(ns.clone(), write)).await.unwrap();
+        let write = HotWrite::Set {
+            key: "k".into(),
+            value: b"kept".to_vec(),
+            ttl_ms: None,
+        };
+        hoard::storage::HotStore::apply(&*store, &Op::new(ns.clone(), write))
+            .await
+            .unwrap();
     }
     // The commit thread holds the database until its channel closes.
     let mut reopened = None;
@@ -36,7 +55,12 @@ async fn acknowledged_writes_survive_a_reopen() {
         }
     }
     let store = reopened.expect("the database reopens");
-    assert_eq!(hoard::storage::HotStore::get(&*store, &ns, "k").await.unwrap(), Some(b"kept".to_vec()));
+    assert_eq!(
+        hoard::storage::HotStore::get(&*store, &ns, "k")
+            .await
+            .unwrap(),
+        Some(b"kept".to_vec())
+    );
 }
 
 /// The sweeper deletes expired values from disk, not just from view.
@@ -44,18 +68,37 @@ async fn acknowledged_writes_survive_a_reopen() {
 async fn the_sweeper_removes_expired_values() {
     let dir = tempfile::tempdir().unwrap();
     // A background sweep every hour: this test sweeps by hand.
-    let config = SledConfig { path: dir.path().join("db"), sweep_interval_ms: 3_600_000, ..SledConfig::default() };
+    let config = SledConfig {
+        path: dir.path().join("db"),
+        sweep_interval_ms: 3_600_000,
+        ..SledConfig::default()
+    };
     let store = SledStore::open(&config).unwrap();
     let ns = Namespace::plugin("game").unwrap();
     for i in 0..10 {
-        let write = HotWrite::Set { key: format!("k{i}"), value: b"v".to_vec(), ttl_ms: Some(1) };
-        hoard::storage::HotStore::apply(&*store, &Op::new(ns.clone(), write)).await.unwrap();
+        let write = HotWrite::Set {
+            key: format!("k{i}"),
+            value: b"v".to_vec(),
+            ttl_ms: Some(1),
+        };
+        hoard::storage::HotStore::apply(&*store, &Op::new(ns.clone(), write))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     for i in 0..10 {
-        assert_eq!(hoard::storage::HotStore::get(&*store, &ns, &format!("k{i}")).await.unwrap(), None);
+        assert_eq!(
+            hoard::storage::HotStore::get(&*store, &ns, &format!("k{i}"))
+                .await
+                .unwrap(),
+            None
+        );
     }
-    assert_eq!(store.sweep_expired(4).unwrap(), 4, "a sweep is bounded by its batch");
+    assert_eq!(
+        store.sweep_expired(4).unwrap(),
+        4,
+        "a sweep is bounded by its batch"
+    );
     assert_eq!(store.sweep_expired(100).unwrap(), 6);
     assert_eq!(store.sweep_expired(100).unwrap(), 0);
     let left = hoard::storage::sled::SledStore::stored_hot_values(&store);

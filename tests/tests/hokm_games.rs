@@ -24,7 +24,10 @@ async fn full_games_to_seven_points_follow_the_rules() {
     for game in &played {
         assert!(game.points[game.winner_team as usize] >= 7);
         assert!(game.points[1 - game.winner_team as usize] < 7);
-        assert!(game.tricks_checked >= 7 * game.hands, "every hand has at least 7 tricks");
+        assert!(
+            game.tricks_checked >= 7 * game.hands,
+            "every hand has at least 7 tricks"
+        );
         assert!(game.views_checked > 100 && game.illegal_checked > 3);
     }
     let kinds: std::collections::HashSet<u64> = played.iter().map(|g| g.hands).collect();
@@ -33,7 +36,11 @@ async fn full_games_to_seven_points_follow_the_rules() {
     // The plugin recorded each game in its own namespace.
     let ns = Namespace::plugin("hokm").unwrap();
     let storage = host.app.storage();
-    let history = storage.cold.read_history(&ns, "matches", 0, 100).await.unwrap();
+    let history = storage
+        .cold
+        .read_history(&ns, "matches", 0, 100)
+        .await
+        .unwrap();
     assert_eq!(history.len(), played.len());
     let mut wins = std::collections::HashMap::<String, f64>::new();
     for entry in &history {

@@ -10,27 +10,70 @@ use serde_json::json;
 async fn plugins_cannot_reach_each_others_data() {
     let host = TestHost::start(&[("probe-a", "probe"), ("probe-b", "probe")]).await;
     let api = host.api();
-    let a = api.join(&api.create("probe-a", json!({})).await, "alice").await;
-    let b = api.join(&api.create("probe-b", json!({})).await, "bob").await;
+    let a = api
+        .join(&api.create("probe-a", json!({})).await, "alice")
+        .await;
+    let b = api
+        .join(&api.create("probe-b", json!({})).await, "bob")
+        .await;
     let last = |reply: hoard_tests::Reply| reply.body["view"]["last"].clone();
-    assert_eq!(last(a.act(&json!({"do": "hot-set", "key": "secret", "value": "a's"})).await), json!("ok"));
-    let put = json!({"do": "cold-put", "collection": "c", "key": "secret", "body": "{\"owner\":\"a\"}"});
+    assert_eq!(
+        last(
+            a.act(&json!({"do": "hot-set", "key": "secret", "value": "a's"}))
+                .await
+        ),
+        json!("ok")
+    );
+    let put =
+        json!({"do": "cold-put", "collection": "c", "key": "secret", "body": "{\"owner\":\"a\"}"});
     assert_eq!(last(a.act(&put).await), json!(1));
-    assert_eq!(last(a.act(&json!({"do": "board-incr", "key": "wins", "member": "alice"})).await), json!(1.0));
+    assert_eq!(
+        last(
+            a.act(&json!({"do": "board-incr", "key": "wins", "member": "alice"}))
+                .await
+        ),
+        json!(1.0)
+    );
 
-    assert_eq!(last(b.act(&json!({"do": "hot-get", "key": "secret"})).await), json!(null));
-    assert_eq!(last(b.act(&json!({"do": "cold-get", "collection": "c", "key": "secret"})).await), json!(null));
-    assert_eq!(last(b.act(&json!({"do": "board-top", "key": "wins"})).await), json!([]));
+    assert_eq!(
+        last(b.act(&json!({"do": "hot-get", "key": "secret"})).await),
+        json!(null)
+    );
+    assert_eq!(
+        last(
+            b.act(&json!({"do": "cold-get", "collection": "c", "key": "secret"}))
+                .await
+        ),
+        json!(null)
+    );
+    assert_eq!(
+        last(b.act(&json!({"do": "board-top", "key": "wins"})).await),
+        json!([])
+    );
     // b writing the same names creates its own copies.
-    let put_b = json!({"do": "cold-put", "collection": "c", "key": "secret", "body": "{}", "expected": 0});
-    assert_eq!(last(b.act(&put_b).await), json!(1), "b's record is new to b");
+    let put_b =
+        json!({"do": "cold-put", "collection": "c", "key": "secret", "body": "{}", "expected": 0});
+    assert_eq!(
+        last(b.act(&put_b).await),
+        json!(1),
+        "b's record is new to b"
+    );
 
-    assert_eq!(last(a.act(&json!({"do": "hot-get", "key": "secret"})).await), json!("a's"));
-    let a_record = last(a.act(&json!({"do": "cold-get", "collection": "c", "key": "secret"})).await);
+    assert_eq!(
+        last(a.act(&json!({"do": "hot-get", "key": "secret"})).await),
+        json!("a's")
+    );
+    let a_record = last(
+        a.act(&json!({"do": "cold-get", "collection": "c", "key": "secret"}))
+            .await,
+    );
     assert_eq!(a_record["body"], json!("{\"owner\":\"a\"}"));
     // And the host's own session records are out of every plugin's reach.
     let host_key = format!("session:{}", a.session);
-    assert_eq!(last(b.act(&json!({"do": "hot-get", "key": host_key})).await), json!(null));
+    assert_eq!(
+        last(b.act(&json!({"do": "hot-get", "key": host_key})).await),
+        json!(null)
+    );
     host.stop().await;
 }
 
@@ -42,10 +85,16 @@ async fn instances_are_never_shared_between_sessions() {
     let api = host.api();
     let one = api.join(&api.create("probe", json!({})).await, "p").await;
     let two = api.join(&api.create("probe", json!({})).await, "p").await;
-    let count = |player: hoard_tests::Player| async move { player.act(&json!({"do": "count"})).await.body["view"]["last"].clone() };
+    let count = |player: hoard_tests::Player| async move {
+        player.act(&json!({"do": "count"})).await.body["view"]["last"].clone()
+    };
     assert_eq!(count(one.clone()).await, json!(1));
     assert_eq!(count(one.clone()).await, json!(2));
-    assert_eq!(count(two.clone()).await, json!(1), "session two starts from a fresh instance");
+    assert_eq!(
+        count(two.clone()).await,
+        json!(1),
+        "session two starts from a fresh instance"
+    );
     assert_eq!(count(one.clone()).await, json!(3));
     host.stop().await;
 }
@@ -73,11 +122,18 @@ async fn concurrent_actions_on_one_session_apply_one_at_a_time() {
     let mut all = Vec::new();
     for task in tasks {
         let seen = task.await.unwrap();
-        assert!(seen.windows(2).all(|w| w[0] < w[1]), "one client's actions apply in the order it sent them");
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "one client's actions apply in the order it sent them"
+        );
         all.extend(seen);
     }
     all.sort();
-    assert_eq!(all, (1..=200).collect::<Vec<u64>>(), "every action applied exactly once");
+    assert_eq!(
+        all,
+        (1..=200).collect::<Vec<u64>>(),
+        "every action applied exactly once"
+    );
     let summary = api.get(&format!("/v1/sessions/{session}")).await;
     assert_eq!(summary.body["actions"], json!(200));
     host.stop().await;

@@ -7,11 +7,31 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A host process, killed with SIGKILL when dropped (also when a test fails).
+struct HostProcess(Child);
+
+impl HostProcess {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// Starts the real binary and waits until it answers.
-async fn start_host(config: &std::path::Path, port: u16) -> Child {
+async fn start_host(config: &std::path::Path, port: u16) -> HostProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_hoard-test-host"))
         .args(["serve", "--config"])
         .arg(config)
@@ -19,9 +39,13 @@ async fn start_host(config: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("the binary starts");
+    let child = HostProcess(child);
     let url = format!("http://127.0.0.1:{port}/healthz");
     for _ in 0..200 {
-        if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
             return child;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -90,14 +114,20 @@ async fn a_killed_host_resumes_the_game_exactly() {
     let before = views(&players).await;
     assert_eq!(before[0]["phase"], "playing");
 
-    host.kill().expect("SIGKILL");
-    host.wait().unwrap();
+    host.kill();
     let mut host = start_host(&config, port).await;
 
-    assert_eq!(views(&players).await, before, "every view is exactly as before the kill");
+    assert_eq!(
+        views(&players).await,
+        before,
+        "every view is exactly as before the kill"
+    );
     let summary = api.get(&format!("/v1/sessions/{session}")).await;
-    assert_eq!(summary.body["actions"], json!(23), "trump plus 22 plays, none lost");
+    assert_eq!(
+        summary.body["actions"],
+        json!(23),
+        "trump plus 22 plays, none lost"
+    );
     play_moves(&players, 30).await;
-    host.kill().unwrap();
-    host.wait().unwrap();
+    host.kill();
 }

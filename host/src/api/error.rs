@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.to_owned(), message: message.into() }
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -29,8 +33,14 @@ impl ApiError {
 /// A plugin's own code, if it is a tidy snake_case word; otherwise `fallback`.
 fn plugin_code(code: &str, fallback: &str) -> String {
     let tidy = (1..=64).contains(&code.len())
-        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if tidy { code.to_owned() } else { fallback.to_owned() }
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if tidy {
+        code.to_owned()
+    } else {
+        fallback.to_owned()
+    }
 }
 
 fn plugin_message(message: &str) -> String {
@@ -40,7 +50,11 @@ fn plugin_message(message: &str) -> String {
 impl From<storage::Error> for ApiError {
     fn from(error: storage::Error) -> Self {
         tracing::warn!(%error, "storage error");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable; nothing was changed, try again")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "storage is unavailable; nothing was changed, try again",
+        )
     }
 }
 
@@ -48,10 +62,22 @@ impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         use StatusCode as S;
         match error {
-            SessionError::UnknownGame(game) => ApiError::new(S::NOT_FOUND, "unknown_game", format!("no game named {game:?} is loaded")),
-            SessionError::UnknownSession => ApiError::new(S::NOT_FOUND, "unknown_session", "no such session"),
-            SessionError::BadToken => ApiError::new(S::UNAUTHORIZED, "bad_token", "the token does not belong to a player of this session"),
-            SessionError::NameTaken(_) | SessionError::InvalidName | SessionError::DocumentTooLarge { .. } => {
+            SessionError::UnknownGame(game) => ApiError::new(
+                S::NOT_FOUND,
+                "unknown_game",
+                format!("no game named {game:?} is loaded"),
+            ),
+            SessionError::UnknownSession => {
+                ApiError::new(S::NOT_FOUND, "unknown_session", "no such session")
+            }
+            SessionError::BadToken => ApiError::new(
+                S::UNAUTHORIZED,
+                "bad_token",
+                "the token does not belong to a player of this session",
+            ),
+            SessionError::NameTaken(_)
+            | SessionError::InvalidName
+            | SessionError::DocumentTooLarge { .. } => {
                 let (status, code) = match error {
                     SessionError::NameTaken(_) => (S::CONFLICT, "name_taken"),
                     SessionError::InvalidName => (S::BAD_REQUEST, "invalid_name"),
@@ -60,12 +86,30 @@ impl From<SessionError> for ApiError {
                 ApiError::new(status, code, error.to_string())
             }
             SessionError::Refused(refusal) => match refusal {
-                Refusal::Malformed { code, message } => ApiError::new(S::BAD_REQUEST, &plugin_code(&code, "malformed_action"), plugin_message(&message)),
-                Refusal::Illegal { code, message } => ApiError::new(S::UNPROCESSABLE_ENTITY, &plugin_code(&code, "illegal_action"), plugin_message(&message)),
-                Refusal::NotYourTurn => ApiError::new(S::CONFLICT, "not_your_turn", "it is not your turn"),
-                Refusal::Full => ApiError::new(S::CONFLICT, "session_full", "the session has no free seat"),
-                Refusal::NotSeated => ApiError::new(S::FORBIDDEN, "not_seated", "you are not seated in this session"),
-                Refusal::Finished => ApiError::new(S::CONFLICT, "game_finished", "the game has ended"),
+                Refusal::Malformed { code, message } => ApiError::new(
+                    S::BAD_REQUEST,
+                    &plugin_code(&code, "malformed_action"),
+                    plugin_message(&message),
+                ),
+                Refusal::Illegal { code, message } => ApiError::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    &plugin_code(&code, "illegal_action"),
+                    plugin_message(&message),
+                ),
+                Refusal::NotYourTurn => {
+                    ApiError::new(S::CONFLICT, "not_your_turn", "it is not your turn")
+                }
+                Refusal::Full => {
+                    ApiError::new(S::CONFLICT, "session_full", "the session has no free seat")
+                }
+                Refusal::NotSeated => ApiError::new(
+                    S::FORBIDDEN,
+                    "not_seated",
+                    "you are not seated in this session",
+                ),
+                Refusal::Finished => {
+                    ApiError::new(S::CONFLICT, "game_finished", "the game has ended")
+                }
                 Refusal::Storage(error) => error.into(),
             },
             SessionError::Fault(fault) => {
@@ -75,10 +119,18 @@ impl From<SessionError> for ApiError {
                     Fault::OutOfMemory { .. } => "plugin_out_of_memory",
                     Fault::Trapped(_) => "plugin_failed",
                     Fault::Instantiate(_) => {
-                        return ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the host is at its limit of live sessions; try again");
+                        return ApiError::new(
+                            S::SERVICE_UNAVAILABLE,
+                            "busy",
+                            "the host is at its limit of live sessions; try again",
+                        );
                     }
                 };
-                ApiError::new(S::INTERNAL_SERVER_ERROR, code, format!("{fault}; nothing was changed"))
+                ApiError::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    code,
+                    format!("{fault}; nothing was changed"),
+                )
             }
             SessionError::Storage(error) => error.into(),
         }

@@ -58,18 +58,27 @@ impl App {
     /// Opens storage and loads every configured plugin.
     pub async fn start(config: Config) -> Result<App, StartError> {
         let storage = open_storage(&config)?;
-        let runtime = Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
+        let runtime =
+            Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
         let mut plugins = Vec::with_capacity(config.plugins.len());
         for plugin in &config.plugins {
             let loaded = runtime
                 .load(&plugin.name, &plugin.path)
                 .await
-                .map_err(|source| StartError::Plugin { name: plugin.name.clone(), source })?;
+                .map_err(|source| StartError::Plugin {
+                    name: plugin.name.clone(),
+                    source,
+                })?;
             tracing::info!(plugin = %plugin.name, game = %loaded.info().name, version = %loaded.info().version, "plugin loaded");
             plugins.push(loaded);
         }
         let sessions = Sessions::new(plugins, storage.hot.clone(), config.sessions.clone());
-        Ok(App { sessions, storage, config, _runtime: runtime })
+        Ok(App {
+            sessions,
+            storage,
+            config,
+            _runtime: runtime,
+        })
     }
 }
 
@@ -88,7 +97,11 @@ fn open_storage(config: &Config) -> Result<Storage, OpenError> {
     let cold: Arc<dyn ColdStore> = match config.storage.cold {
         ColdBackend::Sled => sled,
     };
-    Ok(Storage { hot, cold, limits: config.storage.limits.clone() })
+    Ok(Storage {
+        hot,
+        cold,
+        limits: config.storage.limits.clone(),
+    })
 }
 
 /// Starts the host on `listener` and serves until `shutdown` resolves, then
@@ -146,7 +159,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             drop(permit);
         });
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period passed with requests still in flight");
     }
 }

@@ -19,7 +19,9 @@ pub(super) async fn handle(app: &App, request: Request<Incoming>) -> Response<Fu
         Err(error) => {
             let mut response = json_response(error.status, error.to_json());
             if error.status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+                    .headers_mut()
+                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             response
         }
@@ -36,9 +38,15 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         (&Method::GET, ["v1", "games"]) => games(app),
         (&Method::POST, ["v1", "games", game, "sessions"]) => {
             let body: CreateRequest = read_json(app, request).await?;
-            let config = body.config.map(|c| c.to_string()).unwrap_or_else(|| "{}".to_owned());
+            let config = body
+                .config
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "{}".to_owned());
             let created = app.sessions.create(game, &config, body.seed).await?;
-            reply(StatusCode::CREATED, json!({"session": created.session, "game": game}))
+            reply(
+                StatusCode::CREATED,
+                json!({"session": created.session, "game": game}),
+            )
         }
         (&Method::GET, ["v1", "sessions", id]) => {
             let summary = app.sessions.summary(id).await?;
@@ -53,7 +61,10 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         (&Method::POST, ["v1", "sessions", id, "join"]) => {
             let body: JoinRequest = read_json(app, request).await?;
             let joined = app.sessions.join(id, &body.name).await?;
-            reply(StatusCode::CREATED, json!({"session": id, "player": joined.player, "token": joined.token}))
+            reply(
+                StatusCode::CREATED,
+                json!({"session": id, "player": joined.player, "token": joined.token}),
+            )
         }
         (&Method::POST, ["v1", "sessions", id, "actions"]) => {
             let token = bearer(&request)?;
@@ -70,10 +81,16 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
         | (_, ["v1", "games"])
         | (_, ["v1", "games", _, "sessions"])
         | (_, ["v1", "sessions", _])
-        | (_, ["v1", "sessions", _, "join" | "actions" | "view"]) => {
-            Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not allowed on {path}")))
-        }
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}"))),
+        | (_, ["v1", "sessions", _, "join" | "actions" | "view"]) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        )),
     }
 }
 
@@ -97,9 +114,14 @@ struct JoinRequest {
 async fn ready(app: &App) -> Reply {
     let hot = app.storage.hot.ping().await;
     let cold = app.storage.cold.ping().await;
-    let state = |r: &Result<(), crate::storage::Error>| if r.is_ok() { "ok" } else { "unavailable" };
+    let state =
+        |r: &Result<(), crate::storage::Error>| if r.is_ok() { "ok" } else { "unavailable" };
     let body = json!({"status": if hot.is_ok() && cold.is_ok() { "ok" } else { "unavailable" }, "hot": state(&hot), "cold": state(&cold)});
-    let status = if hot.is_ok() && cold.is_ok() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if hot.is_ok() && cold.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     reply(status, body)
 }
 
@@ -118,39 +140,83 @@ fn games(app: &App) -> Reply {
 
 /// The bearer token of the request.
 fn bearer(request: &Request<Incoming>) -> Result<String, ApiError> {
-    let missing = || ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", "send your player token as `Authorization: Bearer TOKEN`");
+    let missing = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "send your player token as `Authorization: Bearer TOKEN`",
+        )
+    };
     let header = request.headers().get(AUTHORIZATION).ok_or_else(missing)?;
-    let token = header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).ok_or_else(missing)?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(missing)?;
     Ok(token.trim().to_owned())
 }
 
 /// Reads a body of at most `server.body_bytes_max` and parses it as JSON. An
 /// empty body reads as `{}`.
-async fn read_json<T: for<'de> Deserialize<'de>>(app: &App, request: Request<Incoming>) -> Result<T, ApiError> {
+async fn read_json<T: for<'de> Deserialize<'de>>(
+    app: &App,
+    request: Request<Incoming>,
+) -> Result<T, ApiError> {
     let max = app.config.server.body_bytes_max;
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("the body is over the limit of {max} bytes"));
-    let declared = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is over the limit of {max} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > max) {
         return Err(too_large());
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let body = Limited::new(request.into_body(), limit).collect().await.map_err(|error| {
-        if error.is::<http_body_util::LengthLimitError>() {
-            too_large()
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "bad_body", "the request body could not be read")
-        }
-    })?;
+    let body = Limited::new(request.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the request body could not be read",
+                )
+            }
+        })?;
     let bytes = body.to_bytes();
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-    serde_json::from_slice(bytes).map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the body is not the JSON expected: {error}")))
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not the JSON expected: {error}"),
+        )
+    })
 }
 
 /// Wraps a plugin's JSON document; a plugin that returns something else has
 /// failed.
 fn raw(document: String) -> Result<Box<RawValue>, ApiError> {
     RawValue::from_string(document).map_err(|_| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin_failed", "the plugin returned a document that is not JSON")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_failed",
+            "the plugin returned a document that is not JSON",
+        )
     })
 }
 
@@ -165,6 +231,8 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }

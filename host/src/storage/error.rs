@@ -15,11 +15,18 @@ pub enum Error {
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("{what} is {actual}, over the limit of {max}")]
-    LimitExceeded { what: &'static str, max: u64, actual: u64 },
+    LimitExceeded {
+        what: &'static str,
+        max: u64,
+        actual: u64,
+    },
 }
 
 impl Error {
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Error::Invalid { field, reason: reason.into() }
+        Error::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 }

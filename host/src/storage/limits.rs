@@ -52,14 +52,24 @@ impl Limits {
                 self.check_key("key-bytes", key)?;
                 self.check_value(value.len())
             }
-            HotWrite::Delete { key } | HotWrite::Incr { key, .. } => self.check_key("key-bytes", key),
+            HotWrite::Delete { key } | HotWrite::Incr { key, .. } => {
+                self.check_key("key-bytes", key)
+            }
             HotWrite::HashSet { key, field, value } => {
                 self.check_key("key-bytes", key)?;
                 self.check_key("field-bytes", field)?;
                 self.check_value(value.len())
             }
-            HotWrite::LeaderboardSet { board, member, score: number }
-            | HotWrite::LeaderboardIncr { board, member, delta: number } => {
+            HotWrite::LeaderboardSet {
+                board,
+                member,
+                score: number,
+            }
+            | HotWrite::LeaderboardIncr {
+                board,
+                member,
+                delta: number,
+            } => {
                 self.check_key("key-bytes", board)?;
                 self.check_key("member-bytes", member)?;
                 if number.is_finite() {
@@ -79,7 +89,11 @@ impl Limits {
         match write {
             ColdWrite::Record(record) => self.check_record(record),
             ColdWrite::Transaction(writes) => {
-                check("transaction-writes", writes.len(), self.transaction_writes_max)?;
+                check(
+                    "transaction-writes",
+                    writes.len(),
+                    self.transaction_writes_max,
+                )?;
                 writes.iter().try_for_each(|w| self.check_record(w))
             }
             ColdWrite::AppendHistory { stream, body } => {
@@ -103,7 +117,11 @@ impl Limits {
 
 fn check(what: &'static str, actual: usize, max: u64) -> Result<()> {
     let actual = actual as u64;
-    if actual > max { Err(Error::LimitExceeded { what, max, actual }) } else { Ok(()) }
+    if actual > max {
+        Err(Error::LimitExceeded { what, max, actual })
+    } else {
+        Ok(())
+    }
 }
 
 /// Record bodies are JSON documents in every backend (JSONB in Postgres), so
@@ -120,7 +138,11 @@ mod tests {
 
     #[test]
     fn oversize_keys_values_and_bad_numbers_are_refused() {
-        let limits = Limits { key_bytes_max: 4, value_bytes_max: 8, ..Limits::default() };
+        let limits = Limits {
+            key_bytes_max: 4,
+            value_bytes_max: 8,
+            ..Limits::default()
+        };
         let set = |key: &str, len: usize| HotWrite::Set {
             key: key.into(),
             value: vec![0; len],
@@ -129,16 +151,39 @@ mod tests {
         assert_eq!(limits.check_hot(&set("abcd", 8)), Ok(()));
         assert!(matches!(
             limits.check_hot(&set("abcde", 1)),
-            Err(Error::LimitExceeded { what: "key-bytes", max: 4, actual: 5 })
+            Err(Error::LimitExceeded {
+                what: "key-bytes",
+                max: 4,
+                actual: 5
+            })
         ));
         assert!(matches!(
             limits.check_hot(&set("a", 9)),
-            Err(Error::LimitExceeded { what: "value-bytes", .. })
+            Err(Error::LimitExceeded {
+                what: "value-bytes",
+                ..
+            })
         ));
-        let nan = HotWrite::LeaderboardSet { board: "b".into(), member: "m".into(), score: f64::NAN };
-        assert!(matches!(limits.check_hot(&nan), Err(Error::Invalid { field: "score", .. })));
-        let not_json = ColdWrite::AppendHistory { stream: "s".into(), body: "{".into() };
-        assert!(matches!(limits.check_cold(&not_json), Err(Error::Invalid { field: "body", .. })));
-        assert_eq!(limits.check_rows(0), Err(Error::invalid("limit", "must be at least 1")));
+        let nan = HotWrite::LeaderboardSet {
+            board: "b".into(),
+            member: "m".into(),
+            score: f64::NAN,
+        };
+        assert!(matches!(
+            limits.check_hot(&nan),
+            Err(Error::Invalid { field: "score", .. })
+        ));
+        let not_json = ColdWrite::AppendHistory {
+            stream: "s".into(),
+            body: "{".into(),
+        };
+        assert!(matches!(
+            limits.check_cold(&not_json),
+            Err(Error::Invalid { field: "body", .. })
+        ));
+        assert_eq!(
+            limits.check_rows(0),
+            Err(Error::invalid("limit", "must be at least 1"))
+        );
     }
 }

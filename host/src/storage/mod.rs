@@ -26,9 +26,7 @@ pub mod sled;
 
 pub use error::Error;
 pub use limits::Limits;
-pub use op::{
-    Applied, ColdWrite, HotWrite, Namespace, NamespaceError, Op, OpId, RecordWrite,
-};
+pub use op::{Applied, ColdWrite, HotWrite, Namespace, NamespaceError, Op, OpId, RecordWrite};
 pub use query::{Compare, Condition};
 
 use async_trait::async_trait;
@@ -82,8 +80,12 @@ pub trait HotStore: Send + Sync + 'static {
     /// Every field, sorted by field name.
     async fn hash_get_all(&self, ns: &Namespace, key: &str) -> Result<Vec<(String, Vec<u8>)>>;
     async fn leaderboard_top(&self, ns: &Namespace, board: &str, n: u32) -> Result<Vec<Entry>>;
-    async fn leaderboard_rank(&self, ns: &Namespace, board: &str, member: &str)
-    -> Result<Option<Entry>>;
+    async fn leaderboard_rank(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<Entry>>;
     /// Up to `n` entries above `member`, the member, up to `n` below.
     async fn leaderboard_around(
         &self,

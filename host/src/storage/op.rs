@@ -46,8 +46,14 @@ impl Namespace {
     pub fn plugin(name: &str) -> Result<Self, NamespaceError> {
         let valid = (1..=64).contains(&name.len())
             && name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if valid { Ok(Namespace(name.to_owned())) } else { Err(NamespaceError(name.to_owned())) }
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if valid {
+            Ok(Namespace(name.to_owned()))
+        } else {
+            Err(NamespaceError(name.to_owned()))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -71,7 +77,11 @@ pub struct Op<W> {
 
 impl<W> Op<W> {
     pub fn new(namespace: Namespace, write: W) -> Self {
-        Op { id: OpId::random(), namespace, write }
+        Op {
+            id: OpId::random(),
+            namespace,
+            write,
+        }
     }
 }
 
@@ -79,17 +89,33 @@ impl<W> Op<W> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum HotWrite {
     /// Result: [`Applied::Done`].
-    Set { key: String, value: Vec<u8>, ttl_ms: Option<u64> },
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    },
     /// Result: [`Applied::Existed`].
     Delete { key: String },
     /// Result: [`Applied::Integer`], the new value.
     Incr { key: String, delta: i64 },
     /// Result: [`Applied::Done`].
-    HashSet { key: String, field: String, value: Vec<u8> },
+    HashSet {
+        key: String,
+        field: String,
+        value: Vec<u8>,
+    },
     /// Result: [`Applied::Done`].
-    LeaderboardSet { board: String, member: String, score: f64 },
+    LeaderboardSet {
+        board: String,
+        member: String,
+        score: f64,
+    },
     /// Result: [`Applied::Score`], the new score.
-    LeaderboardIncr { board: String, member: String, delta: f64 },
+    LeaderboardIncr {
+        board: String,
+        member: String,
+        delta: f64,
+    },
     /// Result: [`Applied::Done`]. Not stored; delivered to current listeners.
     Publish { channel: String, message: Vec<u8> },
 }
@@ -109,8 +135,17 @@ pub enum ColdWrite {
 /// A put or delete of one record, alone or inside a transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecordWrite {
-    Put { collection: String, key: String, body: String, expected_version: Option<u64> },
-    Delete { collection: String, key: String, expected_version: Option<u64> },
+    Put {
+        collection: String,
+        key: String,
+        body: String,
+        expected_version: Option<u64>,
+    },
+    Delete {
+        collection: String,
+        key: String,
+        expected_version: Option<u64>,
+    },
 }
 
 impl RecordWrite {
@@ -130,8 +165,12 @@ impl RecordWrite {
 
     pub fn expected_version(&self) -> Option<u64> {
         match self {
-            RecordWrite::Put { expected_version, .. }
-            | RecordWrite::Delete { expected_version, .. } => *expected_version,
+            RecordWrite::Put {
+                expected_version, ..
+            }
+            | RecordWrite::Delete {
+                expected_version, ..
+            } => *expected_version,
         }
     }
 }

@@ -29,11 +29,18 @@ impl Condition {
     /// Parses a condition as a guest sends it: a dotted path and a JSON value.
     pub fn parse(path: &str, compare: Compare, value: &str) -> Result<Self> {
         if path.is_empty() || path.split('.').any(str::is_empty) {
-            return Err(Error::invalid("path", "must be dot-separated non-empty field names"));
+            return Err(Error::invalid(
+                "path",
+                "must be dot-separated non-empty field names",
+            ));
         }
         let value = serde_json::from_str(value)
             .map_err(|e| Error::invalid("value", format!("not valid JSON: {e}")))?;
-        Ok(Condition { path: path.split('.').map(str::to_owned).collect(), compare, value })
+        Ok(Condition {
+            path: path.split('.').map(str::to_owned).collect(),
+            compare,
+            value,
+        })
     }
 
     /// Whether `document` satisfies the condition. Numbers compare as numbers
@@ -45,12 +52,10 @@ impl Condition {
             return false;
         };
         let ordering = match (field, &self.value) {
-            (Value::Number(a), Value::Number(b)) => {
-                match (a.as_f64(), b.as_f64()) {
-                    (Some(a), Some(b)) => a.partial_cmp(&b),
-                    _ => None,
-                }
-            }
+            (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+                (Some(a), Some(b)) => a.partial_cmp(&b),
+                _ => None,
+            },
             (Value::String(a), Value::String(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
             (a, b) if std::mem::discriminant(a) == std::mem::discriminant(b) => {
                 // Booleans, null, arrays, objects: equality only.
@@ -62,7 +67,9 @@ impl Condition {
             }
             _ => None,
         };
-        let Some(ordering) = ordering else { return false };
+        let Some(ordering) = ordering else {
+            return false;
+        };
         match self.compare {
             Compare::Eq => ordering == Ordering::Equal,
             Compare::Ne => ordering != Ordering::Equal,
@@ -82,16 +89,26 @@ mod tests {
     #[test]
     fn conditions_compare_by_type_and_skip_missing_fields() {
         let doc = json!({"name": "ali", "stats": {"wins": 3, "pro": true}});
-        let case = |path, compare, value| Condition::parse(path, compare, value).unwrap().matches(&doc);
+        let case = |path, compare, value| {
+            Condition::parse(path, compare, value)
+                .unwrap()
+                .matches(&doc)
+        };
         assert!(case("stats.wins", Compare::Ge, "3"));
         assert!(case("stats.wins", Compare::Lt, "3.5"));
         assert!(!case("stats.wins", Compare::Gt, "3"));
         assert!(case("name", Compare::Eq, "\"ali\""));
         assert!(case("name", Compare::Lt, "\"bob\""));
-        assert!(!case("name", Compare::Eq, "3"), "string vs number never matches");
+        assert!(
+            !case("name", Compare::Eq, "3"),
+            "string vs number never matches"
+        );
         assert!(case("stats.pro", Compare::Eq, "true"));
         assert!(!case("stats.pro", Compare::Lt, "true"));
-        assert!(!case("stats.losses", Compare::Ne, "1"), "missing field never matches");
+        assert!(
+            !case("stats.losses", Compare::Ne, "1"),
+            "missing field never matches"
+        );
         assert!(Condition::parse("a..b", Compare::Eq, "1").is_err());
         assert!(Condition::parse("a", Compare::Eq, "{").is_err());
     }

@@ -12,7 +12,10 @@ type Result<T> = std::result::Result<T, Error>;
 impl InstanceData {
     async fn cold_write(&mut self, write: ColdWrite) -> Result<Applied> {
         self.storage.limits.check_cold(&write)?;
-        self.storage.cold.apply(&Op::new(self.namespace.clone(), write)).await
+        self.storage
+            .cold
+            .apply(&Op::new(self.namespace.clone(), write))
+            .await
     }
 }
 
@@ -22,7 +25,11 @@ fn unexpected(applied: Applied) -> Error {
 }
 
 fn record(r: crate::storage::Record) -> Record {
-    Record { key: r.key, version: r.version, body: r.body }
+    Record {
+        key: r.key,
+        version: r.version,
+        body: r.body,
+    }
 }
 
 fn record_write(write: Write) -> RecordWrite {
@@ -58,7 +65,12 @@ impl Host for InstanceData {
         let limits = &self.storage.limits;
         limits.check_key("collection-bytes", &collection)?;
         limits.check_key("key-bytes", &key)?;
-        Ok(self.storage.cold.get(&self.namespace, &collection, &key).await?.map(record))
+        Ok(self
+            .storage
+            .cold
+            .get(&self.namespace, &collection, &key)
+            .await?
+            .map(record))
     }
 
     async fn put(
@@ -68,15 +80,29 @@ impl Host for InstanceData {
         body: String,
         expected_version: Option<u64>,
     ) -> Result<u64> {
-        let write = RecordWrite::Put { collection, key, body, expected_version };
+        let write = RecordWrite::Put {
+            collection,
+            key,
+            body,
+            expected_version,
+        };
         match self.cold_write(ColdWrite::Record(write)).await? {
             Applied::Version(version) => Ok(version),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn delete(&mut self, collection: String, key: String, expected_version: Option<u64>) -> Result<bool> {
-        let write = RecordWrite::Delete { collection, key, expected_version };
+    async fn delete(
+        &mut self,
+        collection: String,
+        key: String,
+        expected_version: Option<u64>,
+    ) -> Result<bool> {
+        let write = RecordWrite::Delete {
+            collection,
+            key,
+            expected_version,
+        };
         match self.cold_write(ColdWrite::Record(write)).await? {
             Applied::Existed(existed) => Ok(existed),
             other => Err(unexpected(other)),
@@ -101,20 +127,45 @@ impl Host for InstanceData {
         let page = self
             .storage
             .cold
-            .list(&self.namespace, &collection, &prefix, cursor.as_deref(), limit)
+            .list(
+                &self.namespace,
+                &collection,
+                &prefix,
+                cursor.as_deref(),
+                limit,
+            )
             .await?;
-        Ok(Page { records: page.records.into_iter().map(record).collect(), next_cursor: page.next_cursor })
+        Ok(Page {
+            records: page.records.into_iter().map(record).collect(),
+            next_cursor: page.next_cursor,
+        })
     }
 
-    async fn query(&mut self, collection: String, conditions: Vec<WitCondition>, limit: u32) -> Result<Vec<Record>> {
+    async fn query(
+        &mut self,
+        collection: String,
+        conditions: Vec<WitCondition>,
+        limit: u32,
+    ) -> Result<Vec<Record>> {
         let limits = &self.storage.limits;
         limits.check_key("collection-bytes", &collection)?;
         limits.check_rows(limit)?;
         if conditions.len() > 16 {
-            return Err(Error::LimitExceeded { what: "conditions", max: 16, actual: conditions.len() as u64 });
+            return Err(Error::LimitExceeded {
+                what: "conditions",
+                max: 16,
+                actual: conditions.len() as u64,
+            });
         }
-        let conditions = conditions.into_iter().map(condition).collect::<Result<Vec<_>>>()?;
-        let found = self.storage.cold.query(&self.namespace, &collection, &conditions, limit).await?;
+        let conditions = conditions
+            .into_iter()
+            .map(condition)
+            .collect::<Result<Vec<_>>>()?;
+        let found = self
+            .storage
+            .cold
+            .query(&self.namespace, &collection, &conditions, limit)
+            .await?;
         Ok(found.into_iter().map(record).collect())
     }
 
@@ -127,16 +178,34 @@ impl Host for InstanceData {
     }
 
     async fn append_history(&mut self, stream: String, body: String) -> Result<u64> {
-        match self.cold_write(ColdWrite::AppendHistory { stream, body }).await? {
+        match self
+            .cold_write(ColdWrite::AppendHistory { stream, body })
+            .await?
+        {
             Applied::Seq(seq) => Ok(seq),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn read_history(&mut self, stream: String, after: u64, limit: u32) -> Result<Vec<HistoryEntry>> {
+    async fn read_history(
+        &mut self,
+        stream: String,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
         self.storage.limits.check_key("stream-bytes", &stream)?;
         self.storage.limits.check_rows(limit)?;
-        let entries = self.storage.cold.read_history(&self.namespace, &stream, after, limit).await?;
-        Ok(entries.into_iter().map(|e| HistoryEntry { seq: e.seq, body: e.body }).collect())
+        let entries = self
+            .storage
+            .cold
+            .read_history(&self.namespace, &stream, after, limit)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| HistoryEntry {
+                seq: e.seq,
+                body: e.body,
+            })
+            .collect())
     }
 }

@@ -9,7 +9,10 @@ type Result<T> = std::result::Result<T, Error>;
 impl InstanceData {
     async fn hot_write(&mut self, write: HotWrite) -> Result<Applied> {
         self.storage.limits.check_hot(&write)?;
-        self.storage.hot.apply(&Op::new(self.namespace.clone(), write)).await
+        self.storage
+            .hot
+            .apply(&Op::new(self.namespace.clone(), write))
+            .await
     }
 
     fn check_key(&self, what: &'static str, key: &str) -> Result<()> {
@@ -24,7 +27,13 @@ fn unexpected(applied: Applied) -> Error {
 }
 
 fn entries(rows: Vec<crate::storage::Entry>) -> Vec<Entry> {
-    rows.into_iter().map(|e| Entry { member: e.member, score: e.score, rank: e.rank }).collect()
+    rows.into_iter()
+        .map(|e| Entry {
+            member: e.member,
+            score: e.score,
+            rank: e.rank,
+        })
+        .collect()
 }
 
 impl Host for InstanceData {
@@ -34,7 +43,9 @@ impl Host for InstanceData {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<()> {
-        self.hot_write(HotWrite::Set { key, value, ttl_ms }).await.map(drop)
+        self.hot_write(HotWrite::Set { key, value, ttl_ms })
+            .await
+            .map(drop)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool> {
@@ -54,11 +65,16 @@ impl Host for InstanceData {
     async fn hash_get(&mut self, key: String, field: String) -> Result<Option<Vec<u8>>> {
         self.check_key("key-bytes", &key)?;
         self.check_key("field-bytes", &field)?;
-        self.storage.hot.hash_get(&self.namespace, &key, &field).await
+        self.storage
+            .hot
+            .hash_get(&self.namespace, &key, &field)
+            .await
     }
 
     async fn hash_set(&mut self, key: String, field: String, value: Vec<u8>) -> Result<()> {
-        self.hot_write(HotWrite::HashSet { key, field, value }).await.map(drop)
+        self.hot_write(HotWrite::HashSet { key, field, value })
+            .await
+            .map(drop)
     }
 
     async fn hash_get_all(&mut self, key: String) -> Result<Vec<(String, Vec<u8>)>> {
@@ -67,11 +83,24 @@ impl Host for InstanceData {
     }
 
     async fn leaderboard_set(&mut self, board: String, member: String, score: f64) -> Result<()> {
-        self.hot_write(HotWrite::LeaderboardSet { board, member, score }).await.map(drop)
+        self.hot_write(HotWrite::LeaderboardSet {
+            board,
+            member,
+            score,
+        })
+        .await
+        .map(drop)
     }
 
     async fn leaderboard_incr(&mut self, board: String, member: String, delta: f64) -> Result<f64> {
-        match self.hot_write(HotWrite::LeaderboardIncr { board, member, delta }).await? {
+        match self
+            .hot_write(HotWrite::LeaderboardIncr {
+                board,
+                member,
+                delta,
+            })
+            .await?
+        {
             Applied::Score(score) => Ok(score),
             other => Err(unexpected(other)),
         }
@@ -80,17 +109,35 @@ impl Host for InstanceData {
     async fn leaderboard_top(&mut self, board: String, n: u32) -> Result<Vec<Entry>> {
         self.check_key("key-bytes", &board)?;
         self.storage.limits.check_rows(n)?;
-        Ok(entries(self.storage.hot.leaderboard_top(&self.namespace, &board, n).await?))
+        Ok(entries(
+            self.storage
+                .hot
+                .leaderboard_top(&self.namespace, &board, n)
+                .await?,
+        ))
     }
 
     async fn leaderboard_rank(&mut self, board: String, member: String) -> Result<Option<Entry>> {
         self.check_key("key-bytes", &board)?;
         self.check_key("member-bytes", &member)?;
-        let entry = self.storage.hot.leaderboard_rank(&self.namespace, &board, &member).await?;
-        Ok(entry.map(|e| Entry { member: e.member, score: e.score, rank: e.rank }))
+        let entry = self
+            .storage
+            .hot
+            .leaderboard_rank(&self.namespace, &board, &member)
+            .await?;
+        Ok(entry.map(|e| Entry {
+            member: e.member,
+            score: e.score,
+            rank: e.rank,
+        }))
     }
 
-    async fn leaderboard_around(&mut self, board: String, member: String, n: u32) -> Result<Vec<Entry>> {
+    async fn leaderboard_around(
+        &mut self,
+        board: String,
+        member: String,
+        n: u32,
+    ) -> Result<Vec<Entry>> {
         self.check_key("key-bytes", &board)?;
         self.check_key("member-bytes", &member)?;
         // n above and n below, plus the member: at most read_rows_max rows.
@@ -101,10 +148,17 @@ impl Host for InstanceData {
                 actual: u64::from(n) * 2 + 1,
             });
         }
-        Ok(entries(self.storage.hot.leaderboard_around(&self.namespace, &board, &member, n).await?))
+        Ok(entries(
+            self.storage
+                .hot
+                .leaderboard_around(&self.namespace, &board, &member, n)
+                .await?,
+        ))
     }
 
     async fn publish(&mut self, channel: String, message: Vec<u8>) -> Result<()> {
-        self.hot_write(HotWrite::Publish { channel, message }).await.map(drop)
+        self.hot_write(HotWrite::Publish { channel, message })
+            .await
+            .map(drop)
     }
 }

@@ -75,7 +75,10 @@ impl Default for WasmConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} is not a WebAssembly component: {reason}")]
     NotAComponent { path: String, reason: String },
     #[error("{path} does not fit the hoard:plugin/plugin@0.1.0 world: {reason}")]
@@ -162,7 +165,10 @@ pub struct InstanceData {
 
 impl WasiView for InstanceData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -182,11 +188,16 @@ impl bindings::hoard::plugin::types::Host for InstanceData {
                 tracing::warn!(namespace = %self.namespace, %reason, "storage unavailable");
                 wit::Error::Unavailable
             }
-            storage::Error::Invalid { field, reason } => {
-                wit::Error::Invalid(wit::Invalid { field: field.to_owned(), reason })
-            }
+            storage::Error::Invalid { field, reason } => wit::Error::Invalid(wit::Invalid {
+                field: field.to_owned(),
+                reason,
+            }),
             storage::Error::LimitExceeded { what, max, actual } => {
-                wit::Error::LimitExceeded(wit::Limit { what: what.to_owned(), max, actual })
+                wit::Error::LimitExceeded(wit::Limit {
+                    what: what.to_owned(),
+                    max,
+                    actual,
+                })
             }
         })
     }
@@ -220,7 +231,9 @@ impl Runtime {
             .total_stacks(instances)
             // The store limiter enforces `memory_bytes_max` with a clear trap;
             // the pool allows more so the limiter is what a guest hits.
-            .max_memory_size(usize::try_from(config.memory_bytes_max.saturating_mul(2)).unwrap_or(usize::MAX));
+            .max_memory_size(
+                usize::try_from(config.memory_bytes_max.saturating_mul(2)).unwrap_or(usize::MAX),
+            );
         let mut engine_config = wasmtime::Config::new();
         engine_config
             .wasm_component_model(true)
@@ -230,8 +243,11 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
-        bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |data| data)
-            .map_err(engine_error)?;
+        bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |data| data,
+        )
+        .map_err(engine_error)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
@@ -245,25 +261,47 @@ impl Runtime {
                 }
             })
             .map_err(|e| LoadError::Engine(e.to_string()))?;
-        Ok(Runtime { engine, linker, config, storage, ticker_stop })
+        Ok(Runtime {
+            engine,
+            linker,
+            config,
+            storage,
+            ticker_stop,
+        })
     }
 
     /// Compiles and checks a plugin, and asks it to describe itself. `name`
     /// is the plugin's namespace.
     pub async fn load(&self, name: &str, path: &Path) -> Result<Plugin, LoadError> {
-        let bytes = std::fs::read(path)
-            .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
-        self.load_bytes(name, &path.display().to_string(), &bytes).await
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.load_bytes(name, &path.display().to_string(), &bytes)
+            .await
     }
 
-    pub async fn load_bytes(&self, name: &str, origin: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+    pub async fn load_bytes(
+        &self,
+        name: &str,
+        origin: &str,
+        bytes: &[u8],
+    ) -> Result<Plugin, LoadError> {
         let namespace = Namespace::plugin(name)?;
         let path = origin.to_owned();
-        let component = Component::from_binary(&self.engine, bytes).map_err(|e| {
-            LoadError::NotAComponent { path: path.clone(), reason: root_cause(&e) }
-        })?;
-        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld { path: path.clone(), reason: format!("{e:#}") };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(wrong_world)?;
+        let component =
+            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::NotAComponent {
+                path: path.clone(),
+                reason: root_cause(&e),
+            })?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
         let pre = bindings::PluginPre::new(instance_pre).map_err(wrong_world)?;
         let exports = component
             .component_type()
@@ -273,7 +311,10 @@ impl Runtime {
         let mut plugin = Plugin {
             namespace,
             pre,
-            runtime: RuntimeHandle { config: self.config.clone(), storage: self.storage.clone() },
+            runtime: RuntimeHandle {
+                config: self.config.clone(),
+                storage: self.storage.clone(),
+            },
             info: GameInfo {
                 name: String::new(),
                 version: String::new(),
@@ -286,11 +327,17 @@ impl Runtime {
         let mut instance = plugin
             .instantiate()
             .await
-            .map_err(|fault| LoadError::Describe { path: path.clone(), fault })?;
+            .map_err(|fault| LoadError::Describe {
+                path: path.clone(),
+                fault,
+            })?;
         plugin.info = instance
             .describe()
             .await
-            .map_err(|fault| LoadError::Describe { path: path.clone(), fault })?;
+            .map_err(|fault| LoadError::Describe {
+                path: path.clone(),
+                fault,
+            })?;
         Ok(plugin)
     }
 }
@@ -346,7 +393,11 @@ impl Plugin {
             .instantiate_async(&mut store)
             .await
             .map_err(|e| classify(e, config))?;
-        Ok(Instance { store, guest, config: config.clone() })
+        Ok(Instance {
+            store,
+            guest,
+            config: config.clone(),
+        })
     }
 }
 
@@ -379,34 +430,69 @@ impl Instance {
         })
     }
 
-    pub async fn create(&mut self, session_id: &str, seed: u64, config: &str) -> Result<Vec<u8>, CallError> {
+    pub async fn create(
+        &mut self,
+        session_id: &str,
+        seed: u64,
+        config: &str,
+    ) -> Result<Vec<u8>, CallError> {
         self.arm();
-        let session = game::Session { id: session_id.to_owned(), seed };
-        let result = self.guest.hoard_plugin_game().call_create(&mut self.store, &session, config).await;
+        let session = game::Session {
+            id: session_id.to_owned(),
+            seed,
+        };
+        let result = self
+            .guest
+            .hoard_plugin_game()
+            .call_create(&mut self.store, &session, config)
+            .await;
         settle(result, &self.config)
     }
 
     pub async fn join(&mut self, state: &[u8], player: &str) -> Result<Vec<u8>, CallError> {
         self.arm();
-        let result = self.guest.hoard_plugin_game().call_join(&mut self.store, state, player).await;
+        let result = self
+            .guest
+            .hoard_plugin_game()
+            .call_join(&mut self.store, state, player)
+            .await;
         settle(result, &self.config)
     }
 
-    pub async fn act(&mut self, state: &[u8], player: &str, action: &str) -> Result<Turn, CallError> {
+    pub async fn act(
+        &mut self,
+        state: &[u8],
+        player: &str,
+        action: &str,
+    ) -> Result<Turn, CallError> {
         self.arm();
-        let result = self.guest.hoard_plugin_game().call_act(&mut self.store, state, player, action).await;
-        settle(result, &self.config).map(|turn| Turn { state: turn.state, outcome: turn.outcome })
+        let result = self
+            .guest
+            .hoard_plugin_game()
+            .call_act(&mut self.store, state, player, action)
+            .await;
+        settle(result, &self.config).map(|turn| Turn {
+            state: turn.state,
+            outcome: turn.outcome,
+        })
     }
 
     pub async fn view(&mut self, state: &[u8], player: Option<&str>) -> Result<String, CallError> {
         self.arm();
-        let result = self.guest.hoard_plugin_game().call_view(&mut self.store, state, player).await;
+        let result = self
+            .guest
+            .hoard_plugin_game()
+            .call_view(&mut self.store, state, player)
+            .await;
         settle(result, &self.config)
     }
 }
 
 fn deadline_ticks(config: &WasmConfig) -> u64 {
-    config.call_timeout_ms.div_ceil(config.epoch_tick_ms.max(1)).max(1)
+    config
+        .call_timeout_ms
+        .div_ceil(config.epoch_tick_ms.max(1))
+        .max(1)
 }
 
 fn settle<T>(
@@ -423,18 +509,34 @@ fn settle<T>(
 fn refusal_from_wit(error: game::GameError) -> Refusal {
     use bindings::hoard::plugin::types::Error as Wit;
     match error {
-        game::GameError::Malformed(p) => Refusal::Malformed { code: p.code, message: p.message },
-        game::GameError::Illegal(p) => Refusal::Illegal { code: p.code, message: p.message },
+        game::GameError::Malformed(p) => Refusal::Malformed {
+            code: p.code,
+            message: p.message,
+        },
+        game::GameError::Illegal(p) => Refusal::Illegal {
+            code: p.code,
+            message: p.message,
+        },
         game::GameError::NotYourTurn => Refusal::NotYourTurn,
         game::GameError::Full => Refusal::Full,
         game::GameError::NotSeated => Refusal::NotSeated,
         game::GameError::Finished => Refusal::Finished,
         game::GameError::Storage(error) => Refusal::Storage(match error {
             Wit::NotFound => storage::Error::NotFound,
-            Wit::Conflict(c) => storage::Error::Conflict { expected: c.expected, current: c.current },
+            Wit::Conflict(c) => storage::Error::Conflict {
+                expected: c.expected,
+                current: c.current,
+            },
             Wit::Unavailable => storage::Error::Unavailable("reported by the plugin".into()),
-            Wit::Invalid(i) => storage::Error::Invalid { field: "argument", reason: format!("{}: {}", i.field, i.reason) },
-            Wit::LimitExceeded(l) => storage::Error::LimitExceeded { what: "limit", max: l.max, actual: l.actual },
+            Wit::Invalid(i) => storage::Error::Invalid {
+                field: "argument",
+                reason: format!("{}: {}", i.field, i.reason),
+            },
+            Wit::LimitExceeded(l) => storage::Error::LimitExceeded {
+                what: "limit",
+                max: l.max,
+                actual: l.actual,
+            },
         }),
     }
 }
@@ -442,11 +544,15 @@ fn refusal_from_wit(error: game::GameError) -> Refusal {
 /// Names what went wrong in a trapped call, for the player and the log.
 fn classify(error: wasmtime::Error, config: &WasmConfig) -> Fault {
     if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        return Fault::TimedOut { limit_ms: config.call_timeout_ms };
+        return Fault::TimedOut {
+            limit_ms: config.call_timeout_ms,
+        };
     }
     let text = format!("{error:#}");
     if text.contains("forcing trap when growing memory") {
-        return Fault::OutOfMemory { limit_bytes: config.memory_bytes_max };
+        return Fault::OutOfMemory {
+            limit_bytes: config.memory_bytes_max,
+        };
     }
     if text.contains("maximum concurrent") || text.contains("pooling allocator") {
         return Fault::Instantiate(text);

@@ -58,7 +58,13 @@ impl Card {
     pub fn parse(text: &str) -> Option<Card> {
         let text = text.trim().to_ascii_uppercase();
         let (rank, suit) = text.split_at(text.len().checked_sub(1)?);
-        let rank = if rank == "10" { b'T' } else if rank.len() == 1 { rank.as_bytes()[0] } else { return None };
+        let rank = if rank == "10" {
+            b'T'
+        } else if rank.len() == 1 {
+            rank.as_bytes()[0]
+        } else {
+            return None;
+        };
         let rank = RANKS.iter().position(|r| *r == rank)? as u8;
         Some(Card::new(Suit::parse(suit)?, rank))
     }
@@ -66,7 +72,12 @@ impl Card {
 
 impl fmt::Display for Card {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", RANKS[self.rank() as usize] as char, self.suit().letter())
+        write!(
+            f,
+            "{}{}",
+            RANKS[self.rank() as usize] as char,
+            self.suit().letter()
+        )
     }
 }
 

@@ -21,7 +21,9 @@ pub enum Phase {
     ChoosingTrump,
     Playing,
     /// A side reached the target; `winner` is its team (0 or 1).
-    Finished { winner: u8 },
+    Finished {
+        winner: u8,
+    },
 }
 
 /// A completed trick.
@@ -121,7 +123,10 @@ impl Game {
         let config: Config = serde_json::from_str(config)
             .map_err(|e| Refusal::Malformed("bad_config", format!("bad config: {e}")))?;
         if !(1..=50).contains(&config.target_points) {
-            return Err(Refusal::Malformed("bad_config", "target_points must be 1 to 50".into()));
+            return Err(Refusal::Malformed(
+                "bad_config",
+                "target_points must be 1 to 50".into(),
+            ));
         }
         Ok(Game {
             seed,
@@ -144,7 +149,10 @@ impl Game {
     }
 
     pub fn seat_of(&self, player: &str) -> Option<u8> {
-        self.players.iter().position(|p| p == player).map(|s| s as u8)
+        self.players
+            .iter()
+            .position(|p| p == player)
+            .map(|s| s as u8)
     }
 
     /// Seats a player; the fourth starts the game.
@@ -203,18 +211,31 @@ impl Game {
             .map_err(|e| Refusal::Malformed("bad_action", format!("bad action: {e}")))?;
         match self.phase {
             Phase::Finished { .. } => return Err(Refusal::Finished),
-            Phase::Waiting => return Err(illegal("waiting_for_players", "the game starts when four players have joined")),
+            Phase::Waiting => {
+                return Err(illegal(
+                    "waiting_for_players",
+                    "the game starts when four players have joined",
+                ));
+            }
             Phase::ChoosingTrump | Phase::Playing => {}
         }
         match action {
             Action::Trump { suit } => {
-                let suit = Suit::parse(&suit)
-                    .ok_or_else(|| Refusal::Malformed("bad_suit", format!("{suit:?} is not a suit: use S, H, D or C")))?;
+                let suit = Suit::parse(&suit).ok_or_else(|| {
+                    Refusal::Malformed(
+                        "bad_suit",
+                        format!("{suit:?} is not a suit: use S, H, D or C"),
+                    )
+                })?;
                 self.name_trump(seat, suit)
             }
             Action::Play { card } => {
-                let card = Card::parse(&card)
-                    .ok_or_else(|| Refusal::Malformed("bad_card", format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H")))?;
+                let card = Card::parse(&card).ok_or_else(|| {
+                    Refusal::Malformed(
+                        "bad_card",
+                        format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H"),
+                    )
+                })?;
                 self.play(seat, card)
             }
         }
@@ -222,7 +243,10 @@ impl Game {
 
     fn name_trump(&mut self, seat: u8, suit: Suit) -> Result<(), Refusal> {
         if self.phase != Phase::ChoosingTrump {
-            return Err(illegal("trump_already_named", "trump has already been named for this hand"));
+            return Err(illegal(
+                "trump_already_named",
+                "trump has already been named for this hand",
+            ));
         }
         if seat != self.hakem {
             return Err(illegal("not_hakem", "only the Hakem names trump"));
@@ -247,18 +271,26 @@ impl Game {
 
     fn play(&mut self, seat: u8, card: Card) -> Result<(), Refusal> {
         if self.phase == Phase::ChoosingTrump {
-            return Err(illegal("waiting_for_trump", "the Hakem has not named trump yet"));
+            return Err(illegal(
+                "waiting_for_trump",
+                "the Hakem has not named trump yet",
+            ));
         }
         if seat != self.turn {
             return Err(Refusal::NotYourTurn);
         }
         let hand = &self.hands[seat as usize];
-        let position = hand.iter().position(|c| *c == card)
+        let position = hand
+            .iter()
+            .position(|c| *c == card)
             .ok_or_else(|| illegal("card_not_in_hand", &format!("you do not hold {card}")))?;
         if let Some((_, led)) = self.trick.first() {
             let led = led.suit();
             if card.suit() != led && hand.iter().any(|c| c.suit() == led) {
-                return Err(illegal("must_follow_suit", &format!("you must follow suit: play a card of {}", led.letter())));
+                return Err(illegal(
+                    "must_follow_suit",
+                    &format!("you must follow suit: play a card of {}", led.letter()),
+                ));
             }
         }
         self.hands[seat as usize].remove(position);
@@ -267,8 +299,15 @@ impl Game {
             self.turn = (seat + 1) % SEATS as u8;
             return Ok(());
         }
-        let winner = trick_winner(&self.trick, self.trump.expect("trump is named while playing"));
-        self.last_trick = Some(Trick { hand_number: self.hand_number, plays: std::mem::take(&mut self.trick), winner });
+        let winner = trick_winner(
+            &self.trick,
+            self.trump.expect("trump is named while playing"),
+        );
+        self.last_trick = Some(Trick {
+            hand_number: self.hand_number,
+            plays: std::mem::take(&mut self.trick),
+            winner,
+        });
         let team = (winner % 2) as usize;
         self.tricks[team] += 1;
         self.turn = winner;
@@ -291,7 +330,12 @@ impl Game {
         let mut points = [0; 2];
         points[team] = won;
         self.points[team] += won;
-        self.last_hand = Some(HandResult { hakem: self.hakem, tricks: self.tricks, points, kot });
+        self.last_hand = Some(HandResult {
+            hakem: self.hakem,
+            tricks: self.tricks,
+            points,
+            kot,
+        });
         if team != hakem_team {
             self.hakem = (self.hakem + 1) % SEATS as u8;
         }
@@ -305,8 +349,13 @@ impl Game {
 
     /// The outcome document once the game is over.
     pub fn outcome(&self) -> Option<Value> {
-        let Phase::Finished { winner } = self.phase else { return None };
-        let winners: Vec<&str> = (0..SEATS).filter(|s| s % 2 == winner as usize).map(|s| self.players[s].as_str()).collect();
+        let Phase::Finished { winner } = self.phase else {
+            return None;
+        };
+        let winners: Vec<&str> = (0..SEATS)
+            .filter(|s| s % 2 == winner as usize)
+            .map(|s| self.players[s].as_str())
+            .collect();
         Some(json!({
             "winner_team": winner,
             "winners": winners,
@@ -328,7 +377,10 @@ impl Game {
             })
         });
         let plays = |plays: &[(u8, Card)]| -> Vec<Value> {
-            plays.iter().map(|(seat, card)| json!({"seat": seat, "card": card.to_string()})).collect()
+            plays
+                .iter()
+                .map(|(seat, card)| json!({"seat": seat, "card": card.to_string()}))
+                .collect()
         };
         let (phase, winner) = match self.phase {
             Phase::Waiting => ("waiting", None),
@@ -368,7 +420,9 @@ impl Game {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Game, Refusal> {
-        postcard::from_bytes(bytes).map_err(|_| Refusal::Malformed("bad_state", "the session state is not a Hokm game".into()))
+        postcard::from_bytes(bytes).map_err(|_| {
+            Refusal::Malformed("bad_state", "the session state is not a Hokm game".into())
+        })
     }
 }
 
@@ -380,5 +434,158 @@ pub fn trick_winner(trick: &[(u8, Card)], trump: Suit) -> u8 {
         s if s == led => card.rank(),
         _ => 0,
     };
-    trick.iter().max_by_key(|(_, card)| strength(*card)).map(|(seat, _)| *seat).expect("a trick has cards")
+    trick
+        .iter()
+        .max_by_key(|(_, card)| strength(*card))
+        .map(|(seat, _)| *seat)
+        .expect("a trick has cards")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(name: &str) -> Card {
+        Card::parse(name).unwrap()
+    }
+
+    fn seated(seed: u64) -> Game {
+        let mut game = Game::new(seed, "{}").unwrap();
+        for name in ["a", "b", "c", "d"] {
+            game.join(name).unwrap();
+        }
+        game
+    }
+
+    #[test]
+    fn trump_beats_the_suit_led_and_off_suits_never_win() {
+        let trick = |cards: [&str; 4]| -> Vec<(u8, Card)> {
+            (0..4).map(|s| (s as u8, card(cards[s]))).collect()
+        };
+        assert_eq!(
+            trick_winner(&trick(["5H", "KH", "AS", "2H"]), Suit::Clubs),
+            1,
+            "highest of the suit led"
+        );
+        assert_eq!(
+            trick_winner(&trick(["5H", "KH", "AS", "2C"]), Suit::Clubs),
+            3,
+            "any trump beats the suit led"
+        );
+        assert_eq!(
+            trick_winner(&trick(["5H", "3C", "AS", "2C"]), Suit::Clubs),
+            1,
+            "the higher trump wins"
+        );
+        assert_eq!(
+            trick_winner(&trick(["5H", "AD", "AS", "AC"]), Suit::Hearts),
+            0,
+            "off-suit aces lose to the suit led"
+        );
+    }
+
+    #[test]
+    fn scoring_kot_and_the_hakems_seat() {
+        // (hakem, winning team, loser's tricks) -> (points, kot, next hakem)
+        let cases = [
+            (0, 0, 3, 1, false, 0),
+            (0, 1, 3, 1, false, 1),
+            (1, 1, 0, 2, true, 1),
+            (1, 0, 0, 3, true, 2),
+            (3, 0, 6, 1, false, 0),
+        ];
+        for (hakem, team, loser_tricks, points, kot, next_hakem) in cases {
+            let mut game = seated(1);
+            game.hakem = hakem;
+            game.tricks = [0; 2];
+            game.tricks[team] = TRICKS_TO_WIN;
+            game.tricks[1 - team] = loser_tricks;
+            game.end_hand(team);
+            let result = game.last_hand.clone().unwrap();
+            assert_eq!(
+                (result.points[team], result.kot),
+                (points, kot),
+                "hakem {hakem}, team {team}, {loser_tricks}"
+            );
+            assert_eq!(game.points[team], points);
+            assert_eq!(game.hakem, next_hakem);
+            assert_eq!(game.phase, Phase::ChoosingTrump, "the next hand is dealt");
+            assert_eq!(game.hands.iter().map(Vec::len).collect::<Vec<_>>(), [5; 4]);
+        }
+    }
+
+    #[test]
+    fn the_game_ends_at_the_target() {
+        let mut game = seated(1);
+        game.points = [6, 2];
+        game.hakem = 0;
+        game.tricks = [TRICKS_TO_WIN, 2];
+        game.end_hand(0);
+        assert_eq!(game.phase, Phase::Finished { winner: 0 });
+        let outcome = game.outcome().unwrap();
+        assert_eq!(outcome["winners"], serde_json::json!(["a", "c"]));
+        assert_eq!(
+            game.act("b", r#"{"type":"play","card":"AS"}"#),
+            Err(Refusal::Finished)
+        );
+    }
+
+    #[test]
+    fn follow_suit_turns_and_trump_rules_are_enforced() {
+        let mut game = seated(3);
+        let hakem = game.hakem as usize;
+        let other = game.players[(hakem + 1) % 4].clone();
+        let hakem_name = game.players[hakem].clone();
+        assert_eq!(
+            game.act(&other, r#"{"type":"trump","suit":"H"}"#)
+                .unwrap_err(),
+            illegal("not_hakem", "only the Hakem names trump")
+        );
+        game.act(&hakem_name, r#"{"type":"trump","suit":"H"}"#)
+            .unwrap();
+        assert!(matches!(
+            game.act(&hakem_name, r#"{"type":"trump","suit":"S"}"#),
+            Err(Refusal::Illegal("trump_already_named", _))
+        ));
+        assert!(game.hands.iter().all(|h| h.len() == 13));
+        let lead = game.hands[hakem][0];
+        assert_eq!(
+            game.act(&other, &format!(r#"{{"type":"play","card":"{lead}"}}"#)),
+            Err(Refusal::NotYourTurn)
+        );
+        game.act(
+            &hakem_name,
+            &format!(r#"{{"type":"play","card":"{lead}"}}"#),
+        )
+        .unwrap();
+        let next = (hakem + 1) % 4;
+        let hand = game.hands[next].clone();
+        if hand.iter().any(|c| c.suit() == lead.suit()) {
+            if let Some(off) = hand.iter().find(|c| c.suit() != lead.suit()) {
+                let before = game.clone();
+                let refused = game.act(&other, &format!(r#"{{"type":"play","card":"{off}"}}"#));
+                assert!(matches!(
+                    refused,
+                    Err(Refusal::Illegal("must_follow_suit", _))
+                ));
+                assert_eq!(game, before, "a refused play changes nothing");
+            }
+        }
+        assert!(matches!(
+            game.act(&other, r#"{"type":"play","card":"ZZ"}"#),
+            Err(Refusal::Malformed("bad_card", _))
+        ));
+        assert!(matches!(
+            game.act(&other, r#"{"type":"bid"}"#),
+            Err(Refusal::Malformed("bad_action", _))
+        ));
+        assert_eq!(game.join("e"), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn state_round_trips_through_its_encoding() {
+        let game = seated(9);
+        assert_eq!(Game::decode(&game.encode()).unwrap(), game);
+        assert!(Game::decode(b"garbage").is_err());
+    }
 }

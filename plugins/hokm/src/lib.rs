@@ -13,7 +13,11 @@ mod plugin;
 
 /// One action on an encoded state, as the plugin's `act` does it: decode,
 /// apply, encode. Returns the new state and the outcome if the game ended.
-pub fn act(state: &[u8], player: &str, action: &str) -> Result<(Vec<u8>, Option<String>), game::Refusal> {
+pub fn act(
+    state: &[u8],
+    player: &str,
+    action: &str,
+) -> Result<(Vec<u8>, Option<String>), game::Refusal> {
     let mut game = game::Game::decode(state)?;
     game.act(player, action)?;
     Ok((game.encode(), game.outcome().map(|o| o.to_string())))

@@ -51,7 +51,10 @@ impl hoard_sdk::Game for Hokm {
                 hot::leaderboard_incr("wins", winner.as_str().unwrap_or_default(), 1.0)?;
             }
         }
-        Ok(Turn { state: game.encode(), outcome: outcome.map(|o| o.to_string()) })
+        Ok(Turn {
+            state: game.encode(),
+            outcome: outcome.map(|o| o.to_string()),
+        })
     }
 
     fn view(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {

@@ -28,7 +28,11 @@ static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 fn run(action: &Value) -> Result<Value, GameError> {
     let key = text(action, "key");
     let result = match action["do"].as_str().unwrap_or_default() {
-        "count" => return Ok(json!(CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)),
+        "count" => {
+            return Ok(json!(
+                CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+            ));
+        }
         "trap" => panic!("the probe was told to trap"),
         "loop" => {
             let mut n: u64 = 0;
@@ -44,16 +48,36 @@ fn run(action: &Value) -> Result<Value, GameError> {
                 std::hint::black_box(&blocks);
             }
         }
-        "hot-set" => hot::set(&key, text(action, "value").as_bytes(), action["ttl_ms"].as_u64())
-            .map(|()| json!("ok")),
-        "hot-get" => hot::get(&key).map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned()))),
+        "hot-set" => hot::set(
+            &key,
+            text(action, "value").as_bytes(),
+            action["ttl_ms"].as_u64(),
+        )
+        .map(|()| json!("ok")),
+        "hot-get" => {
+            hot::get(&key).map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned())))
+        }
         "hot-incr" => hot::incr(&key, action["delta"].as_i64().unwrap_or(1)).map(|n| json!(n)),
-        "board-incr" => hot::leaderboard_incr(&key, &text(action, "member"), action["delta"].as_f64().unwrap_or(1.0))
-            .map(|s| json!(s)),
-        "board-top" => hot::leaderboard_top(&key, 10)
-            .map(|rows| json!(rows.iter().map(|e| json!([e.member, e.score, e.rank])).collect::<Vec<_>>())),
-        "cold-put" => cold::put(&text(action, "collection"), &key, &text(action, "body"), action["expected"].as_u64())
-            .map(|v| json!(v)),
+        "board-incr" => hot::leaderboard_incr(
+            &key,
+            &text(action, "member"),
+            action["delta"].as_f64().unwrap_or(1.0),
+        )
+        .map(|s| json!(s)),
+        "board-top" => hot::leaderboard_top(&key, 10).map(|rows| {
+            json!(
+                rows.iter()
+                    .map(|e| json!([e.member, e.score, e.rank]))
+                    .collect::<Vec<_>>()
+            )
+        }),
+        "cold-put" => cold::put(
+            &text(action, "collection"),
+            &key,
+            &text(action, "body"),
+            action["expected"].as_u64(),
+        )
+        .map(|v| json!(v)),
         "cold-get" => cold::get(&text(action, "collection"), &key)
             .map(|r| json!(r.map(|r| json!({"version": r.version, "body": r.body})))),
         "history" => cold::read_history(&key, 0, 100)
@@ -62,7 +86,12 @@ fn run(action: &Value) -> Result<Value, GameError> {
             let size = action["bytes"].as_u64().unwrap_or(0) as usize;
             hot::set(&key, &vec![0u8; size], None).map(|()| json!("ok"))
         }
-        other => return Err(GameError::malformed("unknown_action", format!("unknown action {other:?}"))),
+        other => {
+            return Err(GameError::malformed(
+                "unknown_action",
+                format!("unknown action {other:?}"),
+            ));
+        }
     };
     Ok(result.unwrap_or_else(storage_error))
 }
@@ -79,7 +108,9 @@ impl hoard_sdk::Game for Probe {
     }
 
     fn create(_session: Session, _config: String) -> Result<Vec<u8>, GameError> {
-        Ok(json!({"players": [], "last": null}).to_string().into_bytes())
+        Ok(json!({"players": [], "last": null})
+            .to_string()
+            .into_bytes())
     }
 
     fn join(state: Vec<u8>, player: String) -> Result<Vec<u8>, GameError> {
@@ -97,7 +128,10 @@ impl hoard_sdk::Game for Probe {
             .map_err(|e| GameError::malformed("bad_action", e.to_string()))?;
         let mut state = load(&state);
         state["last"] = run(&action)?;
-        Ok(Turn { state: state.to_string().into_bytes(), outcome: None })
+        Ok(Turn {
+            state: state.to_string().into_bytes(),
+            outcome: None,
+        })
     }
 
     fn view(state: Vec<u8>, _player: Option<String>) -> Result<String, GameError> {

@@ -27,20 +27,24 @@ wit_bindgen::generate!({
     default_bindings_module: "hoard_sdk",
 });
 
-pub use exports::hoard::plugin::game::{
-    GameError, Guest as Game, Info, Problem, Session, Turn,
-};
+pub use exports::hoard::plugin::game::{GameError, Guest as Game, Info, Problem, Session, Turn};
 pub use hoard::plugin::{cold, hot, types};
 
 impl GameError {
     /// The rules forbid this action now; `code` is a stable snake_case name.
     pub fn illegal(code: &str, message: impl Into<String>) -> Self {
-        GameError::Illegal(Problem { code: code.to_owned(), message: message.into() })
+        GameError::Illegal(Problem {
+            code: code.to_owned(),
+            message: message.into(),
+        })
     }
 
     /// The action or config is not well formed.
     pub fn malformed(code: &str, message: impl Into<String>) -> Self {
-        GameError::Malformed(Problem { code: code.to_owned(), message: message.into() })
+        GameError::Malformed(Problem {
+            code: code.to_owned(),
+            message: message.into(),
+        })
     }
 }
 

@@ -22,24 +22,26 @@ pub(super) struct GroupCommit {
 impl GroupCommit {
     pub(super) fn start(db: sled::Db, waiters_max: usize) -> std::io::Result<Self> {
         let (waiters, mut receiver) = mpsc::channel::<Waiter>(waiters_max);
-        std::thread::Builder::new().name("hoard-sled-commit".into()).spawn(move || {
-            let mut batch = Vec::with_capacity(waiters_max);
-            // Ends when the store (every sender) is dropped.
-            while let Some(first) = receiver.blocking_recv() {
-                batch.push(first);
-                while batch.len() < waiters_max {
-                    match receiver.try_recv() {
-                        Ok(waiter) => batch.push(waiter),
-                        Err(_) => break,
+        std::thread::Builder::new()
+            .name("hoard-sled-commit".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(waiters_max);
+                // Ends when the store (every sender) is dropped.
+                while let Some(first) = receiver.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < waiters_max {
+                        match receiver.try_recv() {
+                            Ok(waiter) => batch.push(waiter),
+                            Err(_) => break,
+                        }
+                    }
+                    let flushed = db.flush().map(drop).map_err(|e| e.to_string());
+                    for waiter in batch.drain(..) {
+                        // The writer may have given up (its request was dropped).
+                        let _ = waiter.send(flushed.clone());
                     }
                 }
-                let flushed = db.flush().map(drop).map_err(|e| e.to_string());
-                for waiter in batch.drain(..) {
-                    // The writer may have given up (its request was dropped).
-                    let _ = waiter.send(flushed.clone());
-                }
-            }
-        })?;
+            })?;
         Ok(GroupCommit { waiters })
     }
 

@@ -39,13 +39,21 @@ pub(super) fn score_order(score: f64) -> [u8; 8] {
     let score = if score == 0.0 { 0.0 } else { score };
     let bits = score.to_bits();
     // The usual total-order trick: flip negatives entirely, positives' sign.
-    let ascending = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+    let ascending = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
     (!ascending).to_be_bytes()
 }
 
 pub(super) fn score_from_order(bytes: [u8; 8]) -> f64 {
     let ascending = !u64::from_be_bytes(bytes);
-    let bits = if ascending >> 63 == 1 { ascending ^ (1 << 63) } else { !ascending };
+    let bits = if ascending >> 63 == 1 {
+        ascending ^ (1 << 63)
+    } else {
+        !ascending
+    };
     f64::from_bits(bits)
 }
 
@@ -57,7 +65,10 @@ mod tests {
     fn score_order_sorts_descending_and_round_trips() {
         let scores = [f64::MAX, 1e9, 3.5, 1.0, 0.0, -0.5, -7.0, f64::MIN];
         let orders: Vec<_> = scores.iter().map(|s| score_order(*s)).collect();
-        assert!(orders.windows(2).all(|w| w[0] < w[1]), "higher scores must sort first");
+        assert!(
+            orders.windows(2).all(|w| w[0] < w[1]),
+            "higher scores must sort first"
+        );
         for s in scores {
             assert_eq!(score_from_order(score_order(s)), s);
         }

@@ -97,7 +97,11 @@ pub enum OpenError {
     #[error(
         "sled database at {path} is corrupt ({source}); it was moved to {moved_to} and nothing was deleted: start again for a fresh database, or restore a backup there"
     )]
-    Corrupt { path: PathBuf, moved_to: PathBuf, source: sled::Error },
+    Corrupt {
+        path: PathBuf,
+        moved_to: PathBuf,
+        source: sled::Error,
+    },
     #[error("cannot start the sled commit thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -111,9 +115,18 @@ impl SledStore {
             Err(source @ sled::Error::Corruption { .. }) => {
                 let moved_to = config.path.with_extension(format!("corrupt-{}", now_ms()));
                 std::fs::rename(&config.path, &moved_to)?;
-                return Err(OpenError::Corrupt { path: config.path.clone(), moved_to, source });
+                return Err(OpenError::Corrupt {
+                    path: config.path.clone(),
+                    moved_to,
+                    source,
+                });
             }
-            Err(source) => return Err(OpenError::Open { path: config.path.clone(), source }),
+            Err(source) => {
+                return Err(OpenError::Open {
+                    path: config.path.clone(),
+                    source,
+                });
+            }
         };
         Self::with_db(db, config)
     }
@@ -125,13 +138,19 @@ impl SledStore {
         let db = sled::Config::new()
             .temporary(true)
             .open()
-            .map_err(|source| OpenError::Open { path: "(temporary)".into(), source })?;
+            .map_err(|source| OpenError::Open {
+                path: "(temporary)".into(),
+                source,
+            })?;
         Self::with_db(db, &config)
     }
 
     fn with_db(db: sled::Db, config: &SledConfig) -> std::result::Result<Arc<Self>, OpenError> {
         let tree = |name: &str| {
-            db.open_tree(name).map_err(|source| OpenError::Open { path: config.path.clone(), source })
+            db.open_tree(name).map_err(|source| OpenError::Open {
+                path: config.path.clone(),
+                source,
+            })
         };
         let store = Arc::new(SledStore {
             hot_values: tree("hot_values")?,
@@ -165,15 +184,22 @@ impl SledStore {
     pub fn sweep_expired(&self, batch_max: usize) -> Result<usize> {
         let now = now_ms();
         let mut swept = 0;
-        for item in self.hot_expiry.range(..(now + 1).to_be_bytes().to_vec()).take(batch_max) {
+        for item in self
+            .hot_expiry
+            .range(..(now + 1).to_be_bytes().to_vec())
+            .take(batch_max)
+        {
             let (index_key, _) = item.map_err(unavailable)?;
             let (expires_at, value_key) = index_key.split_at(8);
             // Only delete the value if this index entry still describes it: a
             // later `set` may have changed or removed its TTL.
-            if let Some(value) = self.hot_values.get(value_key).map_err(unavailable)? {
-                if value.len() >= 8 && value[..8] == *expires_at {
-                    let _ = self.hot_values.compare_and_swap(value_key, Some(value), None::<&[u8]>);
-                }
+            if let Some(value) = self.hot_values.get(value_key).map_err(unavailable)?
+                && value.len() >= 8
+                && value[..8] == *expires_at
+            {
+                let _ = self
+                    .hot_values
+                    .compare_and_swap(value_key, Some(value), None::<&[u8]>);
             }
             self.hot_expiry.remove(&index_key).map_err(unavailable)?;
             swept += 1;
@@ -188,7 +214,9 @@ impl SledStore {
     }
 
     fn live_value(&self, key: &[u8]) -> Result<Option<(u64, sled::IVec)>> {
-        let Some(stored) = self.hot_values.get(key).map_err(unavailable)? else { return Ok(None) };
+        let Some(stored) = self.hot_values.get(key).map_err(unavailable)? else {
+            return Ok(None);
+        };
         let (expires_at, _) = split_value(&stored)?;
         if expires_at != 0 && expires_at <= now_ms() {
             return Ok(None);
@@ -208,9 +236,13 @@ impl SledStore {
                     // Index first: a crash between the two leaves a stray index
                     // entry, which the sweeper ignores, never an unswept value.
                     let index_key = [&expires_at.to_be_bytes()[..], &key].concat();
-                    self.hot_expiry.insert(index_key, &[]).map_err(unavailable)?;
+                    self.hot_expiry
+                        .insert(index_key, &[])
+                        .map_err(unavailable)?;
                 }
-                self.hot_values.insert(key, join_value(expires_at, value)).map_err(unavailable)?;
+                self.hot_values
+                    .insert(key, join_value(expires_at, value))
+                    .map_err(unavailable)?;
                 Ok(Applied::Done)
             }
             HotWrite::Delete { key } => {
@@ -248,13 +280,23 @@ impl SledStore {
             }
             HotWrite::HashSet { key, field, value } => {
                 let key = Key::new(ns).part(key.as_bytes()).raw(field.as_bytes());
-                self.hot_hashes.insert(key, value.as_slice()).map_err(unavailable)?;
+                self.hot_hashes
+                    .insert(key, value.as_slice())
+                    .map_err(unavailable)?;
                 Ok(Applied::Done)
             }
-            HotWrite::LeaderboardSet { board, member, score } => {
-                self.update_score(ns, board, member, |_| Ok(*score)).map(|_| Applied::Done)
-            }
-            HotWrite::LeaderboardIncr { board, member, delta } => self
+            HotWrite::LeaderboardSet {
+                board,
+                member,
+                score,
+            } => self
+                .update_score(ns, board, member, |_| Ok(*score))
+                .map(|_| Applied::Done),
+            HotWrite::LeaderboardIncr {
+                board,
+                member,
+                delta,
+            } => self
                 .update_score(ns, board, member, |old| {
                     let new = old.unwrap_or(0.0) + delta;
                     if new.is_finite() {
@@ -288,11 +330,19 @@ impl SledStore {
         let board_prefix = board_key.done();
         let member_key = [&board_prefix[..], member.as_bytes()].concat();
         let order_key = |score: f64| {
-            [&board_prefix[..], &score_order(score)[..], member.as_bytes()].concat()
+            [
+                &board_prefix[..],
+                &score_order(score)[..],
+                member.as_bytes(),
+            ]
+            .concat()
         };
         (&self.board_scores, &self.board_order)
             .transaction(|(scores, order)| {
-                let old = scores.get(&member_key)?.map(|bits| decode_f64(&bits)).transpose();
+                let old = scores
+                    .get(&member_key)?
+                    .map(|bits| decode_f64(&bits))
+                    .transpose();
                 let old = old.map_err(ConflictableTransactionError::Abort)?;
                 let new = next(old).map_err(ConflictableTransactionError::Abort)?;
                 if let Some(old) = old {
@@ -333,18 +383,24 @@ impl SledStore {
             .transaction(|records| {
                 let mut versions = Vec::with_capacity(writes.len());
                 for write in writes {
-                    let key = Key::new(ns).part(write.collection().as_bytes()).raw(write.key().as_bytes());
+                    let key = Key::new(ns)
+                        .part(write.collection().as_bytes())
+                        .raw(write.key().as_bytes());
                     let current = match records.get(&key)? {
-                        Some(stored) => split_record(&stored).map_err(ConflictableTransactionError::Abort)?.0,
+                        Some(stored) => {
+                            split_record(&stored)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .0
+                        }
                         None => 0,
                     };
-                    if let Some(expected) = write.expected_version() {
-                        if expected != current {
-                            return Err(ConflictableTransactionError::Abort(Error::Conflict {
-                                expected,
-                                current,
-                            }));
-                        }
+                    if let Some(expected) = write.expected_version()
+                        && expected != current
+                    {
+                        return Err(ConflictableTransactionError::Abort(Error::Conflict {
+                            expected,
+                            current,
+                        }));
                     }
                     match write {
                         RecordWrite::Put { body, .. } => {
@@ -366,12 +422,12 @@ impl SledStore {
 
     fn apply_cold(&self, ns: &Namespace, write: &ColdWrite) -> Result<Applied> {
         match write {
-            ColdWrite::Record(record @ RecordWrite::Put { .. }) => {
-                Ok(Applied::Version(self.apply_records(ns, std::slice::from_ref(record))?[0]))
-            }
-            ColdWrite::Record(record @ RecordWrite::Delete { .. }) => {
-                Ok(Applied::Existed(self.apply_records(ns, std::slice::from_ref(record))?[0] == 1))
-            }
+            ColdWrite::Record(record @ RecordWrite::Put { .. }) => Ok(Applied::Version(
+                self.apply_records(ns, std::slice::from_ref(record))?[0],
+            )),
+            ColdWrite::Record(record @ RecordWrite::Delete { .. }) => Ok(Applied::Existed(
+                self.apply_records(ns, std::slice::from_ref(record))?[0] == 1,
+            )),
             ColdWrite::Transaction(writes) => {
                 let mut versions = self.apply_records(ns, writes)?;
                 for (version, write) in versions.iter_mut().zip(writes) {
@@ -386,12 +442,17 @@ impl SledStore {
                 (&self.history, &self.history_heads)
                     .transaction(|(history, heads)| {
                         let last = match heads.get(&head_key)? {
-                            Some(bytes) => decode_u64(&bytes).map_err(ConflictableTransactionError::Abort)?,
+                            Some(bytes) => {
+                                decode_u64(&bytes).map_err(ConflictableTransactionError::Abort)?
+                            }
                             None => 0,
                         };
                         let seq = last + 1;
                         heads.insert(head_key.as_slice(), &seq.to_be_bytes())?;
-                        history.insert([&head_key[..], &seq.to_be_bytes()].concat(), body.as_bytes())?;
+                        history.insert(
+                            [&head_key[..], &seq.to_be_bytes()].concat(),
+                            body.as_bytes(),
+                        )?;
                         Ok(Applied::Seq(seq))
                     })
                     .map_err(transaction_error)
@@ -412,12 +473,18 @@ impl HotStore for SledStore {
 
     async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
         let key = Key::new(ns).part(key.as_bytes()).done();
-        Ok(self.live_value(&key)?.map(|(_, stored)| stored[8..].to_vec()))
+        Ok(self
+            .live_value(&key)?
+            .map(|(_, stored)| stored[8..].to_vec()))
     }
 
     async fn hash_get(&self, ns: &Namespace, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
         let key = Key::new(ns).part(key.as_bytes()).raw(field.as_bytes());
-        Ok(self.hot_hashes.get(key).map_err(unavailable)?.map(|v| v.to_vec()))
+        Ok(self
+            .hot_hashes
+            .get(key)
+            .map_err(unavailable)?
+            .map(|v| v.to_vec()))
     }
 
     async fn hash_get_all(&self, ns: &Namespace, key: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -433,7 +500,12 @@ impl HotStore for SledStore {
 
     async fn leaderboard_top(&self, ns: &Namespace, board: &str, n: u32) -> Result<Vec<Entry>> {
         let prefix = Key::new(ns).part(board.as_bytes()).done();
-        self.board_entries(&prefix, self.board_order.scan_prefix(&prefix), 0, n as usize)
+        self.board_entries(
+            &prefix,
+            self.board_order.scan_prefix(&prefix),
+            0,
+            n as usize,
+        )
     }
 
     async fn leaderboard_rank(
@@ -457,10 +529,17 @@ impl HotStore for SledStore {
         let Some(bits) = self.board_scores.get(member_key).map_err(unavailable)? else {
             return Ok(Vec::new());
         };
-        let order_key =
-            [&prefix[..], &score_order(decode_f64(&bits)?)[..], member.as_bytes()].concat();
+        let order_key = [
+            &prefix[..],
+            &score_order(decode_f64(&bits)?)[..],
+            member.as_bytes(),
+        ]
+        .concat();
         // Counting what sorts first is O(rank): fine for an embedded backend.
-        let rank = self.board_order.range(prefix.clone()..order_key.clone()).count() as u64;
+        let rank = self
+            .board_order
+            .range(prefix.clone()..order_key.clone())
+            .count() as u64;
         // Walk back from the member to find where the window starts.
         let above: Vec<sled::IVec> = self
             .board_order
@@ -472,9 +551,16 @@ impl HotStore for SledStore {
         let start = above.last().map(|key| key.to_vec()).unwrap_or(order_key);
         let above = above.len() as u64;
         let range = self.board_order.range(start..).take_while(|item| {
-            item.as_ref().map(|(key, _)| key.starts_with(&prefix)).unwrap_or(true)
+            item.as_ref()
+                .map(|(key, _)| key.starts_with(&prefix))
+                .unwrap_or(true)
         });
-        self.board_entries(&prefix, range, rank - above, (above + 1 + n as u64) as usize)
+        self.board_entries(
+            &prefix,
+            range,
+            rank - above,
+            (above + 1 + n as u64) as usize,
+        )
     }
 
     async fn ping(&self) -> Result<()> {
@@ -497,7 +583,11 @@ impl ColdStore for SledStore {
             return Ok(None);
         };
         let (version, body) = split_record(&stored)?;
-        Ok(Some(Record { key: key.to_owned(), version, body: utf8(body)? }))
+        Ok(Some(Record {
+            key: key.to_owned(),
+            version,
+            body: utf8(body)?,
+        }))
     }
 
     async fn list(
@@ -514,7 +604,8 @@ impl ColdStore for SledStore {
             Some(cursor) => {
                 let after = decode_cursor(cursor)?;
                 let after = [&collection_prefix[..], &after[..]].concat();
-                self.records.range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                self.records
+                    .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
             }
             None => self.records.range(scan_prefix.clone()..),
         };
@@ -544,7 +635,10 @@ impl ColdStore for SledStore {
             (true, Some(last)) => Some(encode_cursor(last.key.as_bytes())),
             _ => None,
         };
-        Ok(Page { records, next_cursor })
+        Ok(Page {
+            records,
+            next_cursor,
+        })
     }
 
     async fn query(
@@ -563,7 +657,11 @@ impl ColdStore for SledStore {
             let document: serde_json::Value = serde_json::from_slice(body)
                 .map_err(|e| Error::Unavailable(format!("stored record is not JSON: {e}")))?;
             if conditions.iter().all(|c| c.matches(&document)) {
-                found.push(Record { key: utf8(&key[prefix.len()..])?, version, body: utf8(body)? });
+                found.push(Record {
+                    key: utf8(&key[prefix.len()..])?,
+                    version,
+                    body: utf8(body)?,
+                });
                 if found.len() == limit as usize {
                     break;
                 }
@@ -580,17 +678,29 @@ impl ColdStore for SledStore {
         limit: u32,
     ) -> Result<Vec<HistoryEntry>> {
         let head_key = Key::new(ns).part(stream.as_bytes()).done();
-        if self.history_heads.get(&head_key).map_err(unavailable)?.is_none() {
+        if self
+            .history_heads
+            .get(&head_key)
+            .map_err(unavailable)?
+            .is_none()
+        {
             return Err(Error::NotFound);
         }
         let start = [&head_key[..], &after.saturating_add(1).to_be_bytes()].concat();
         self.history
             .range(start..)
-            .take_while(|item| item.as_ref().map(|(k, _)| k.starts_with(&head_key)).unwrap_or(true))
+            .take_while(|item| {
+                item.as_ref()
+                    .map(|(k, _)| k.starts_with(&head_key))
+                    .unwrap_or(true)
+            })
             .take(limit as usize)
             .map(|item| {
                 let (key, body) = item.map_err(unavailable)?;
-                Ok(HistoryEntry { seq: decode_u64(&key[head_key.len()..])?, body: utf8(&body)? })
+                Ok(HistoryEntry {
+                    seq: decode_u64(&key[head_key.len()..])?,
+                    body: utf8(&body)?,
+                })
             })
             .collect()
     }
@@ -614,7 +724,10 @@ async fn sweep_forever(store: Weak<SledStore>, interval: Duration, batch_max: us
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn unavailable(error: sled::Error) -> Error {
@@ -642,7 +755,10 @@ fn split_value(stored: &[u8]) -> Result<(u64, &[u8])> {
         return Err(corrupt("value"));
     }
     let (header, rest) = stored.split_at(8);
-    Ok((u64::from_be_bytes(header.try_into().expect("8 bytes")), rest))
+    Ok((
+        u64::from_be_bytes(header.try_into().expect("8 bytes")),
+        rest,
+    ))
 }
 
 fn split_record(stored: &[u8]) -> Result<(u64, &[u8])> {
@@ -650,7 +766,9 @@ fn split_record(stored: &[u8]) -> Result<(u64, &[u8])> {
 }
 
 fn decode_u64(bytes: &[u8]) -> Result<u64> {
-    Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| corrupt("number"))?))
+    Ok(u64::from_be_bytes(
+        bytes.try_into().map_err(|_| corrupt("number"))?,
+    ))
 }
 
 fn decode_f64(bytes: &[u8]) -> Result<f64> {
@@ -675,11 +793,16 @@ fn encode_cursor(key: &[u8]) -> String {
 
 fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
     let invalid = || Error::invalid("cursor", "not a cursor returned by list");
-    if cursor.len() % 2 != 0 {
+    if !cursor.len().is_multiple_of(2) {
         return Err(invalid());
     }
     (0..cursor.len())
         .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(invalid))
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(invalid)
+        })
         .collect()
 }
