@@ -177,10 +177,6 @@ impl Config {
             "storage.limits.read_rows_max",
             self.storage.limits.read_rows_max,
         )?;
-        positive(
-            "storage.sled.commit_waiters_max",
-            self.storage.sled.commit_waiters_max as u64,
-        )?;
         positive("wasm.memory_bytes_max", self.wasm.memory_bytes_max)?;
         positive("wasm.call_timeout_ms", self.wasm.call_timeout_ms)?;
         positive("wasm.epoch_tick_ms", self.wasm.epoch_tick_ms)?;

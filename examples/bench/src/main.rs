@@ -1,1 +1,446 @@
-fn main() {}
+//! hoard's benchmark: prints its figures beside baselines measured in the
+//! same run (machines here are noisy; only same-run ratios mean much).
+//!
+//! (a) plugin call overhead per Hokm action: the wasm plugin on its
+//!     session's instance, a fresh instance per call, and the same rules
+//!     called natively;
+//! (b) HTTP action round trips (p50, p99, actions/s) on loopback with 1, 16
+//!     and 256 concurrent sessions, every action durably stored;
+//! (c) durable offline writes per second and ack p99 at 1 and 64 writers,
+//!     beside sled's own unflushed insert rate.
+//!
+//! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
+//! (`-- --quick` for a short smoke run).
+
+use hoard::storage::sled::{SledConfig, SledStore};
+use hoard::storage::{HotStore, HotWrite, Limits, Namespace, Op, Storage};
+use hoard::wasm::{Runtime, WasmConfig};
+use hokm::game::{Game, Phase};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PLAYERS: [&str; 4] = ["north", "west", "south", "east"];
+
+/// One recorded action: the state before it, who acts, what they do.
+struct Step {
+    state: Vec<u8>,
+    player: String,
+    action: String,
+}
+
+/// A whole game of legal moves for `seed`, computed with the rules natively.
+/// The plugin deals identically from the same seed and names, so the same
+/// actions are legal against the host.
+fn recorded_game(seed: u64) -> Vec<Step> {
+    let mut game = Game::new(seed, "{}").expect("default config");
+    for name in PLAYERS {
+        game.join(name).expect("four seats");
+    }
+    let mut steps = Vec::new();
+    while !matches!(game.phase, Phase::Finished { .. }) {
+        let seat = game.turn as usize;
+        let action = if game.phase == Phase::ChoosingTrump {
+            let suit = game.hands[seat][0].suit().letter();
+            format!(r#"{{"type":"trump","suit":"{suit}"}}"#)
+        } else {
+            let hand = &game.hands[seat];
+            let led = game.trick.first().map(|(_, c)| c.suit());
+            let card = hand
+                .iter()
+                .find(|c| Some(c.suit()) == led)
+                .unwrap_or(&hand[hand.len() / 2]);
+            format!(r#"{{"type":"play","card":"{card}"}}"#)
+        };
+        steps.push(Step {
+            state: game.encode(),
+            player: PLAYERS[seat].to_owned(),
+            action: action.clone(),
+        });
+        game.act(PLAYERS[seat], &action).expect("a legal move");
+    }
+    steps
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn plugin_path(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/dist")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-plugins.sh first",
+        path.display()
+    );
+    path
+}
+
+fn temp_storage(dir: &std::path::Path) -> (Storage, Arc<SledStore>) {
+    let store = SledStore::open(&SledConfig {
+        path: dir.join("bench.sled"),
+        ..SledConfig::default()
+    })
+    .expect("sled");
+    (
+        Storage {
+            hot: store.clone(),
+            cold: store.clone(),
+            limits: Limits::default(),
+        },
+        store,
+    )
+}
+
+/// (a) The cost of one Hokm action through the plugin against native Rust.
+async fn plugin_overhead(rounds: usize) {
+    println!("\n(a) plugin call overhead per Hokm action (decode state, apply, encode)");
+    // Every step but the last: the game-ending one also writes storage.
+    let steps: Vec<Step> = (1..=4)
+        .flat_map(|seed| {
+            let mut steps = recorded_game(seed);
+            steps.pop();
+            steps
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (storage, _store) = temp_storage(dir.path());
+    let runtime = Runtime::new(WasmConfig::default(), storage).expect("runtime");
+    let plugin = runtime
+        .load("hokm", &plugin_path("hokm"))
+        .await
+        .expect("hokm loads");
+
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for step in &steps {
+            std::hint::black_box(
+                hokm::act(&step.state, &step.player, &step.action).expect("legal"),
+            );
+        }
+    }
+    let native = started.elapsed() / (rounds * steps.len()) as u32;
+
+    let mut instance = plugin.instantiate().await.expect("instance");
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for step in &steps {
+            std::hint::black_box(
+                instance
+                    .act(&step.state, &step.player, &step.action)
+                    .await
+                    .expect("legal"),
+            );
+        }
+    }
+    let reused = started.elapsed() / (rounds * steps.len()) as u32;
+
+    let fresh_count = steps.len().min(400);
+    let started = Instant::now();
+    for step in steps.iter().take(fresh_count) {
+        let mut instance = plugin.instantiate().await.expect("instance");
+        std::hint::black_box(
+            instance
+                .act(&step.state, &step.player, &step.action)
+                .await
+                .expect("legal"),
+        );
+    }
+    let fresh = started.elapsed() / fresh_count as u32;
+
+    println!("  {} actions x {rounds} rounds", steps.len());
+    println!(
+        "  native Rust (baseline)               {:>8.2} us/action",
+        micros(native)
+    );
+    println!(
+        "  plugin, the session's own instance   {:>8.2} us/action  ({:.1}x native, +{:.2} us)",
+        micros(reused),
+        reused.as_secs_f64() / native.as_secs_f64(),
+        micros(reused.saturating_sub(native))
+    );
+    println!(
+        "  plugin, a fresh instance per call    {:>8.2} us/action  ({:.1}x native)",
+        micros(fresh),
+        fresh.as_secs_f64() / native.as_secs_f64()
+    );
+    println!(
+        "  target: under 3 us per action with sessions isolated -> {}",
+        if micros(reused) < 3.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+/// (b) Action round trips over HTTP with `sessions` sessions at once.
+async fn http_round_trips(levels: &[(usize, usize)]) {
+    println!(
+        "\n(b) HTTP action round trip on loopback (each action durably stored before the answer)"
+    );
+    println!(
+        "  {:>9} {:>9} {:>10} {:>10} {:>12}",
+        "sessions", "actions", "p50 us", "p99 us", "actions/s"
+    );
+    for &(sessions, actions_total) in levels {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = hoard::config::Config::default();
+        config.server.listen = ([127, 0, 0, 1], 0).into();
+        config.storage.sled.path = dir.path().join("http.sled");
+        config.plugins = vec![hoard::config::PluginConfig {
+            name: "hokm".into(),
+            path: plugin_path("hokm"),
+        }];
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let app = Arc::new(hoard::api::App::start(config).await.expect("host starts"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(hoard::api::serve(app, listener, async {
+            let _ = stopped.await;
+        }));
+
+        let per_session = actions_total.div_ceil(sessions);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(sessions * 2)
+            .build()
+            .expect("client");
+        let base = format!("http://{address}");
+        // Set every session up first, so only actions are timed.
+        let mut prepared = Vec::new();
+        for i in 0..sessions {
+            prepared.push(prepare_session(&client, &base, 1000 + i as u64).await);
+        }
+        // The scripts too: the client's own rules work is not the host's.
+        let scripts: Vec<Vec<Step>> = (0..sessions)
+            .map(|i| recorded_game(1000 + i as u64))
+            .collect();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, ((session, tokens), script)) in prepared.into_iter().zip(scripts).enumerate() {
+            let (client, base) = (client.clone(), base.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(per_session);
+                let (mut session, mut tokens, mut game) = (session, tokens, 0u64);
+                let mut steps = script.into_iter();
+                while latencies.len() < per_session {
+                    let Some(step) = steps.next() else {
+                        game += 1;
+                        let seed = 1000 + i as u64 + game * 10_000;
+                        (session, tokens) = prepare_session(&client, &base, seed).await;
+                        steps = recorded_game(seed).into_iter();
+                        continue;
+                    };
+                    let seat = PLAYERS
+                        .iter()
+                        .position(|p| *p == step.player)
+                        .expect("a player");
+                    let sent = Instant::now();
+                    let response = client
+                        .post(format!("{base}/v1/sessions/{session}/actions"))
+                        .bearer_auth(&tokens[seat])
+                        .body(step.action)
+                        .send()
+                        .await
+                        .expect("the host answers");
+                    assert!(
+                        response.status().is_success(),
+                        "action refused: {}",
+                        response.text().await.unwrap_or_default()
+                    );
+                    response.bytes().await.expect("body");
+                    latencies.push(sent.elapsed());
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.expect("client task"));
+        }
+        let elapsed = started.elapsed();
+        latencies.sort();
+        println!(
+            "  {sessions:>9} {:>9} {:>10.0} {:>10.0} {:>12.0}",
+            latencies.len(),
+            micros(percentile(&latencies, 0.50)),
+            micros(percentile(&latencies, 0.99)),
+            latencies.len() as f64 / elapsed.as_secs_f64()
+        );
+        let _ = stop.send(());
+        let _ = server.await;
+    }
+}
+
+async fn prepare_session(client: &reqwest::Client, base: &str, seed: u64) -> (String, Vec<String>) {
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/games/hokm/sessions"))
+        .body(format!(r#"{{"seed":{seed}}}"#))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let session = created["session"].as_str().expect("session").to_owned();
+    let mut tokens = Vec::new();
+    for name in PLAYERS {
+        let joined: serde_json::Value = client
+            .post(format!("{base}/v1/sessions/{session}/join"))
+            .body(format!(r#"{{"name":"{name}"}}"#))
+            .send()
+            .await
+            .expect("join")
+            .json()
+            .await
+            .expect("json");
+        tokens.push(joined["token"].as_str().expect("token").to_owned());
+    }
+    (session, tokens)
+}
+
+/// (c) Durable writes through the sled backend against raw sled inserts.
+async fn durable_writes(duration: Duration) {
+    println!(
+        "\n(c) durable offline writes (sled, flush before ack, group commit), 100-byte values"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let raw = sled::open(dir.path().join("raw.sled")).expect("sled");
+    let value = vec![7u8; 100];
+    let started = Instant::now();
+    let mut inserts = 0u64;
+    while started.elapsed() < duration {
+        for _ in 0..256 {
+            raw.insert(inserts.to_be_bytes(), value.as_slice())
+                .expect("insert");
+            inserts += 1;
+        }
+    }
+    let unflushed = inserts as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut flushed_writes = 0u64;
+    while started.elapsed() < duration / 2 {
+        raw.insert((u64::MAX - flushed_writes).to_be_bytes(), value.as_slice())
+            .expect("insert");
+        raw.flush().expect("flush");
+        flushed_writes += 1;
+    }
+    let flush_each = flushed_writes as f64 / started.elapsed().as_secs_f64();
+    // The floor under any ack latency: one flush of a 64-write batch.
+    let mut flushes = Vec::new();
+    let started = Instant::now();
+    let mut key = 0u64;
+    while started.elapsed() < duration / 2 {
+        for _ in 0..64 {
+            raw.insert((1u64 << 62 | key).to_be_bytes(), value.as_slice())
+                .expect("insert");
+            key += 1;
+        }
+        let flush_started = Instant::now();
+        raw.flush().expect("flush");
+        flushes.push(flush_started.elapsed());
+    }
+    flushes.sort();
+    println!("  sled insert, no flush (baseline)       {unflushed:>10.0} writes/s");
+    println!("  sled insert + flush each, 1 thread     {flush_each:>10.0} writes/s");
+    println!(
+        "  sled flush of a 64-write batch         p50 {:.0} us, p99 {:.0} us (the disk's floor under ack latency)",
+        micros(percentile(&flushes, 0.5)),
+        micros(percentile(&flushes, 0.99))
+    );
+    drop(raw);
+
+    let (_, store) = temp_storage(dir.path());
+    let ns = Namespace::plugin("bench").expect("name");
+    for writers in [1usize, 64] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let (store, ns, value) = (store.clone(), ns.clone(), value.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                while started.elapsed() < duration {
+                    let write = HotWrite::Set {
+                        key: format!("w{w}-{i}"),
+                        value: value.clone(),
+                        ttl_ms: None,
+                    };
+                    let sent = Instant::now();
+                    store
+                        .apply(&Op::new(ns.clone(), write))
+                        .await
+                        .expect("durable write");
+                    latencies.push(sent.elapsed());
+                    i += 1;
+                }
+                latencies
+            }));
+        }
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.expect("writer"));
+        }
+        let rate = latencies.len() as f64 / started.elapsed().as_secs_f64();
+        latencies.sort();
+        let p99 = percentile(&latencies, 0.99);
+        println!(
+            "  hoard durable writes, {writers:>2} writer(s)   {rate:>10.0} writes/s  ({:.2}x unflushed), ack p50 {:.0} us, p99 {:.0} us",
+            rate / unflushed,
+            micros(percentile(&latencies, 0.50)),
+            micros(p99)
+        );
+        if writers == 64 {
+            let met = rate >= unflushed / 2.0 && p99 < Duration::from_millis(1);
+            println!(
+                "  target at 64 writers: >= 0.5x unflushed and ack p99 < 1 ms -> {}",
+                if met { "met" } else { "NOT met" }
+            );
+        }
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    println!(
+        "hoard benchmark ({} run, {} cores)",
+        if quick { "quick" } else { "full" },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    // `--only a`, `--only b` or `--only c` runs one part (for profiling).
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if runs("a") {
+        plugin_overhead(if quick { 3 } else { 30 }).await;
+    }
+    if runs("b") {
+        let levels: &[(usize, usize)] = if quick {
+            &[(1, 300), (16, 1000), (256, 2000)]
+        } else {
+            &[(1, 3000), (16, 20_000), (256, 40_000)]
+        };
+        http_round_trips(levels).await;
+    }
+    if runs("c") {
+        durable_writes(Duration::from_millis(if quick { 500 } else { 3000 })).await;
+    }
+}

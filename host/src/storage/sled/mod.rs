@@ -44,8 +44,6 @@ pub struct SledConfig {
     pub sweep_interval_ms: u64,
     /// Most expired values one sweep deletes, so a sweep never stalls writers.
     pub sweep_batch_max: usize,
-    /// Most writers waiting for one flush; more wait for room.
-    pub commit_waiters_max: usize,
     /// Most published messages buffered for slow listeners (they then skip).
     pub publish_buffer_max: usize,
 }
@@ -56,7 +54,6 @@ impl Default for SledConfig {
             path: PathBuf::from("data/hoard.sled"),
             sweep_interval_ms: 1000,
             sweep_batch_max: 1000,
-            commit_waiters_max: 4096,
             publish_buffer_max: 1024,
         }
     }
@@ -110,7 +107,14 @@ impl SledStore {
     /// Opens (or creates) the database and starts its commit thread and, when
     /// called inside a tokio runtime, its TTL sweeper.
     pub fn open(config: &SledConfig) -> std::result::Result<Arc<Self>, OpenError> {
-        let db = match sled::open(&config.path) {
+        // hoard flushes before every acknowledgement (see `commit`), so sled's
+        // own timer-driven flush would only compete with it.
+        let opened = sled::Config::new()
+            .path(&config.path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open();
+        let db = match opened {
             Ok(db) => db,
             Err(source @ sled::Error::Corruption { .. }) => {
                 let moved_to = config.path.with_extension(format!("corrupt-{}", now_ms()));
@@ -161,7 +165,7 @@ impl SledStore {
             records: tree("records")?,
             history: tree("history")?,
             history_heads: tree("history_heads")?,
-            commit: GroupCommit::start(db.clone(), config.commit_waiters_max)?,
+            commit: GroupCommit::start(db.clone())?,
             published: broadcast::channel(config.publish_buffer_max.max(1)).0,
             db,
         });
