@@ -77,14 +77,19 @@ pub struct Game {
     pub last_hand: Option<HandResult>,
 }
 
-/// What a player can do.
+/// What a player sends: `{"type": "trump", "suit": "H"}` (the Hakem names
+/// trump) or `{"type": "play", "card": "QS"}`. Parsed as one flat record:
+/// serde's tagged enums buffer the whole document first, which costs more
+/// than the rest of an action.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Action {
-    /// The Hakem names trump: `{"type": "trump", "suit": "H"}`.
-    Trump { suit: String },
-    /// Play a card: `{"type": "play", "card": "QS"}`.
-    Play { card: String },
+#[serde(deny_unknown_fields)]
+pub struct Action<'a> {
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    #[serde(default, borrow)]
+    pub suit: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub card: Option<&'a str>,
 }
 
 /// Why an action was refused.
@@ -219,9 +224,10 @@ impl Game {
             }
             Phase::ChoosingTrump | Phase::Playing => {}
         }
-        match action {
-            Action::Trump { suit } => {
-                let suit = Suit::parse(&suit).ok_or_else(|| {
+        let malformed = |message: &str| Refusal::Malformed("bad_action", message.to_owned());
+        match (action.kind, action.suit, action.card) {
+            ("trump", Some(suit), None) => {
+                let suit = Suit::parse(suit).ok_or_else(|| {
                     Refusal::Malformed(
                         "bad_suit",
                         format!("{suit:?} is not a suit: use S, H, D or C"),
@@ -229,8 +235,8 @@ impl Game {
                 })?;
                 self.name_trump(seat, suit)
             }
-            Action::Play { card } => {
-                let card = Card::parse(&card).ok_or_else(|| {
+            ("play", None, Some(card)) => {
+                let card = Card::parse(card).ok_or_else(|| {
                     Refusal::Malformed(
                         "bad_card",
                         format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H"),
@@ -238,6 +244,13 @@ impl Game {
                 })?;
                 self.play(seat, card)
             }
+            ("trump", ..) => Err(malformed(r#"name trump as {"type": "trump", "suit": "H"}"#)),
+            ("play", ..) => Err(malformed(
+                r#"play a card as {"type": "play", "card": "QS"}"#,
+            )),
+            (other, ..) => Err(malformed(&format!(
+                "unknown action type {other:?}: use \"trump\" or \"play\""
+            ))),
         }
     }
 
