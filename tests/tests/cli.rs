@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+/// Arguments, environment, and what the error must mention.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 fn hoard(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_hoard-test-host"))
         .args(args)
@@ -30,7 +33,7 @@ fn bad_configuration_is_refused_with_the_key_named() {
     )
     .unwrap();
     let good = good.to_str().unwrap();
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (&["serve", "--config", file], &[], "server.body_bytes_max"),
         (
             &["serve", "--config", good],
