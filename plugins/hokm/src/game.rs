@@ -92,6 +92,41 @@ pub struct Action<'a> {
     pub card: Option<&'a str>,
 }
 
+/// An action after parsing: what the rules act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    Trump(Suit),
+    Play(Card),
+}
+
+impl Action<'_> {
+    /// Checks the action's shape and names, whatever the game's phase.
+    pub fn resolve(&self) -> Result<Move, Refusal> {
+        let malformed = |message: &str| Refusal::Malformed("bad_action", message.to_owned());
+        match (self.kind, self.suit, self.card) {
+            ("trump", Some(suit), None) => Suit::parse(suit).map(Move::Trump).ok_or_else(|| {
+                Refusal::Malformed(
+                    "bad_suit",
+                    format!("{suit:?} is not a suit: use S, H, D or C"),
+                )
+            }),
+            ("play", None, Some(card)) => Card::parse(card).map(Move::Play).ok_or_else(|| {
+                Refusal::Malformed(
+                    "bad_card",
+                    format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H"),
+                )
+            }),
+            ("trump", ..) => Err(malformed(r#"name trump as {"type": "trump", "suit": "H"}"#)),
+            ("play", ..) => Err(malformed(
+                r#"play a card as {"type": "play", "card": "QS"}"#,
+            )),
+            (other, ..) => Err(malformed(&format!(
+                "unknown action type {other:?}: use \"trump\" or \"play\""
+            ))),
+        }
+    }
+}
+
 /// Why an action was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
@@ -214,6 +249,9 @@ impl Game {
         let seat = self.seat_of(player).ok_or(Refusal::NotSeated)?;
         let action: Action = serde_json::from_str(action)
             .map_err(|e| Refusal::Malformed("bad_action", format!("bad action: {e}")))?;
+        // Well formed before legal: a malformed action is refused as such in
+        // any phase.
+        let action = action.resolve()?;
         match self.phase {
             Phase::Finished { .. } => return Err(Refusal::Finished),
             Phase::Waiting => {
@@ -224,33 +262,9 @@ impl Game {
             }
             Phase::ChoosingTrump | Phase::Playing => {}
         }
-        let malformed = |message: &str| Refusal::Malformed("bad_action", message.to_owned());
-        match (action.kind, action.suit, action.card) {
-            ("trump", Some(suit), None) => {
-                let suit = Suit::parse(suit).ok_or_else(|| {
-                    Refusal::Malformed(
-                        "bad_suit",
-                        format!("{suit:?} is not a suit: use S, H, D or C"),
-                    )
-                })?;
-                self.name_trump(seat, suit)
-            }
-            ("play", None, Some(card)) => {
-                let card = Card::parse(card).ok_or_else(|| {
-                    Refusal::Malformed(
-                        "bad_card",
-                        format!("{card:?} is not a card: use rank then suit, e.g. QS or 10H"),
-                    )
-                })?;
-                self.play(seat, card)
-            }
-            ("trump", ..) => Err(malformed(r#"name trump as {"type": "trump", "suit": "H"}"#)),
-            ("play", ..) => Err(malformed(
-                r#"play a card as {"type": "play", "card": "QS"}"#,
-            )),
-            (other, ..) => Err(malformed(&format!(
-                "unknown action type {other:?}: use \"trump\" or \"play\""
-            ))),
+        match action {
+            Move::Trump(suit) => self.name_trump(seat, suit),
+            Move::Play(card) => self.play(seat, card),
         }
     }
 
@@ -593,6 +607,27 @@ mod tests {
             Err(Refusal::Malformed("bad_action", _))
         ));
         assert_eq!(game.join("e"), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn malformed_actions_are_malformed_in_every_phase() {
+        let mut waiting = Game::new(1, "{}").unwrap();
+        waiting.join("a").unwrap();
+        for game in [waiting, seated(1)] {
+            let mut game = game;
+            for action in [
+                r#"{"type":"dance"}"#,
+                r#"{"type":"play"}"#,
+                r#"{"type":"play","card":"1Z"}"#,
+                "[]",
+            ] {
+                assert!(
+                    matches!(game.act("a", action), Err(Refusal::Malformed(..))),
+                    "{action} in {:?}",
+                    game.phase
+                );
+            }
+        }
     }
 
     #[test]
