@@ -1,4 +1,4 @@
-//! The `hoard` command line: `serve` and `plugin check`.
+//! The `hoard` command line: `serve`, `migrate` and `plugin check`.
 
 use crate::config::Config;
 use crate::storage::sled::SledStore;
@@ -27,6 +27,12 @@ pub enum Command {
         /// Address to listen on, overriding the config.
         #[arg(long)]
         listen: Option<SocketAddr>,
+    },
+    /// Apply the PostgreSQL migrations in migrations/ and exit.
+    Migrate {
+        /// Config file naming `storage.postgres.url`.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Work with plugin components.
     Plugin {
@@ -85,6 +91,7 @@ pub fn main() -> std::process::ExitCode {
                     Err(error) => fail(error.to_string()),
                 }
             }
+            Command::Migrate { config } => migrate(config.as_deref()).await,
             Command::Plugin {
                 command: PluginCommand::Check { file },
             } => match check_plugin(&file).await {
@@ -96,6 +103,29 @@ pub fn main() -> std::process::ExitCode {
             },
         }
     })
+}
+
+/// `hoard migrate`: applies the migrations to the configured Postgres.
+async fn migrate(config: Option<&std::path::Path>) -> std::process::ExitCode {
+    let config = match serve_config(config, None) {
+        Ok(config) => config,
+        Err(error) => return fail(error.to_string()),
+    };
+    let postgres = crate::storage::postgres::PostgresConfig {
+        migrate_on_start: false,
+        ..config.storage.postgres
+    };
+    let store = match crate::storage::postgres::PostgresStore::connect(&postgres).await {
+        Ok(store) => store,
+        Err(error) => return fail(error.to_string()),
+    };
+    match store.migrate().await {
+        Ok(count) => {
+            println!("migrations applied: the schema is at migration {count}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(reason) => fail(format!("migration failed: {reason}")),
+    }
 }
 
 fn fail(message: String) -> std::process::ExitCode {

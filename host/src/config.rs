@@ -7,6 +7,8 @@
 //! the key at fault.
 
 use crate::storage::Limits;
+use crate::storage::postgres::PostgresConfig;
+use crate::storage::redis::RedisConfig;
 use crate::storage::sled::SledConfig;
 use crate::wasm::WasmConfig;
 use figment::Figment;
@@ -55,13 +57,21 @@ impl Default for ServerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HotBackend {
+    /// Embedded, in `storage.sled`.
     Sled,
+    /// One Redis server at `storage.redis.url`.
+    Redis,
+    /// A Redis Cluster through `storage.redis.cluster_nodes`.
+    RedisCluster,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ColdBackend {
+    /// Embedded, in `storage.sled`.
     Sled,
+    /// PostgreSQL at `storage.postgres.url`.
+    Postgres,
 }
 
 /// Storage backends and limits.
@@ -71,6 +81,8 @@ pub struct StorageConfig {
     pub hot: HotBackend,
     pub cold: ColdBackend,
     pub sled: SledConfig,
+    pub redis: RedisConfig,
+    pub postgres: PostgresConfig,
     pub limits: Limits,
 }
 
@@ -80,6 +92,8 @@ impl Default for StorageConfig {
             hot: HotBackend::Sled,
             cold: ColdBackend::Sled,
             sled: SledConfig::default(),
+            redis: RedisConfig::default(),
+            postgres: PostgresConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -183,6 +197,22 @@ impl Config {
         positive("sessions.ttl_ms", self.sessions.ttl_ms)?;
         positive("sessions.live_max", self.sessions.live_max as u64)?;
         positive("sessions.state_bytes_max", self.sessions.state_bytes_max)?;
+        if self.storage.hot == HotBackend::RedisCluster
+            && self.storage.redis.cluster_nodes.is_empty()
+        {
+            return Err(ConfigError::Key {
+                key: "storage.redis.cluster_nodes",
+                reason: "hot = \"redis-cluster\" needs at least one seed node".into(),
+            });
+        }
+        positive(
+            "storage.postgres.pool_max",
+            u64::from(self.storage.postgres.pool_max),
+        )?;
+        positive(
+            "storage.postgres.statement_timeout_ms",
+            self.storage.postgres.statement_timeout_ms,
+        )?;
         if (self.wasm.instances_max as usize) < self.sessions.live_max + 8 {
             return Err(ConfigError::Key {
                 key: "wasm.instances_max",

@@ -1,8 +1,9 @@
 //! The storage conformance suite: one set of cases, run unchanged against
-//! every backend. A backend's test file is one line:
+//! every backend. A backend's test file is a line per capability it serves:
 //!
 //! ```ignore
-//! hoard_tests::conformance_suite!(make_storage);
+//! hoard_tests::hot_conformance_suite!(make_storage);
+//! hoard_tests::cold_conformance_suite!(make_storage);
 //! ```
 //!
 //! where `make_storage()` is an async fn returning `(Storage, guard)`; the
@@ -16,16 +17,30 @@ use hoard::storage::{
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// Generates one `#[tokio::test]` per case for a backend.
+/// Generates one `#[tokio::test]` per hot-storage case for a backend.
 #[macro_export]
-macro_rules! conformance_suite {
+macro_rules! hot_conformance_suite {
     ($make:path) => {
         $crate::conformance_suite!(@cases $make;
             ttl_expires_values, counters_lose_no_concurrent_increment, leaderboards_rank_ties_and_neighbours,
-            hashes_keep_fields, versions_conflict_and_change_nothing, transactions_are_all_or_nothing,
-            pagination_neither_skips_nor_repeats, queries_match_json_fields, history_streams_append_in_order,
-            large_values_round_trip, hostile_keys_stay_distinct, namespaces_are_isolated);
+            hashes_keep_fields, hot_large_values_round_trip, hot_hostile_keys_stay_distinct, hot_namespaces_are_isolated);
     };
+}
+
+/// Generates one `#[tokio::test]` per cold-storage case for a backend.
+#[macro_export]
+macro_rules! cold_conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@cases $make;
+            versions_conflict_and_change_nothing, transactions_are_all_or_nothing,
+            pagination_neither_skips_nor_repeats, queries_match_json_fields, history_streams_append_in_order,
+            cold_large_values_round_trip, cold_hostile_keys_stay_distinct, cold_namespaces_are_isolated);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! conformance_suite {
     (@cases $make:path; $($case:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -704,12 +719,17 @@ pub async fn history_streams_append_in_order(storage: &Storage) {
     );
 }
 
-/// 1 MiB values and bodies round-trip byte for byte.
-pub async fn large_values_round_trip(storage: &Storage) {
+/// 1 MiB values round-trip byte for byte.
+pub async fn hot_large_values_round_trip(storage: &Storage) {
     let ns = fresh_namespace();
     let value: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
     hot(storage, &ns, set("big", &value, None)).await.unwrap();
     assert_eq!(storage.hot.get(&ns, "big").await.unwrap(), Some(value));
+}
+
+/// 1 MiB record bodies round-trip byte for byte.
+pub async fn cold_large_values_round_trip(storage: &Storage) {
+    let ns = fresh_namespace();
     let body = serde_json::json!({"blob": "x".repeat(1024 * 1024)}).to_string();
     cold(
         storage,
@@ -730,12 +750,8 @@ pub async fn large_values_round_trip(storage: &Storage) {
     );
 }
 
-/// Keys with glob, separator, quote, NUL and non-ASCII characters, and a
-/// 10 KB key, are each their own key everywhere.
-pub async fn hostile_keys_stay_distinct(storage: &Storage) {
-    let ns = fresh_namespace();
-    let long = "k".repeat(10 * 1024);
-    let keys = [
+fn hostile_keys(long: &str) -> Vec<&str> {
+    vec![
         "*",
         ":",
         "'",
@@ -746,20 +762,21 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
         "ключ🔑",
         "%_",
         "' OR 1=1 --",
-        long.as_str(),
-    ];
+        "{tag}x",
+        long,
+    ]
+}
+
+/// Keys with glob, separator, quote, NUL, hash-tag and non-ASCII
+/// characters, and a 10 KB key, are each their own key in hot storage.
+pub async fn hot_hostile_keys_stay_distinct(storage: &Storage) {
+    let ns = fresh_namespace();
+    let long = "k".repeat(10 * 1024);
+    let keys = hostile_keys(&long);
     for (i, key) in keys.iter().enumerate() {
         hot(storage, &ns, set(key, i.to_string().as_bytes(), None))
             .await
             .unwrap();
-        let body = serde_json::json!({"i": i}).to_string();
-        cold(
-            storage,
-            &ns,
-            ColdWrite::Record(put("hostile", key, &body, None)),
-        )
-        .await
-        .unwrap();
         hot(
             storage,
             &ns,
@@ -771,6 +788,17 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
         )
         .await
         .unwrap();
+        hot(
+            storage,
+            &ns,
+            HotWrite::HashSet {
+                key: (*key).into(),
+                field: (*key).into(),
+                value: i.to_string().into_bytes(),
+            },
+        )
+        .await
+        .unwrap();
     }
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(
@@ -778,6 +806,47 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
             Some(i.to_string().into_bytes()),
             "hot key {key:?}"
         );
+        let entry = storage
+            .hot
+            .leaderboard_rank(&ns, key, key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(entry.score, i as f64);
+        assert_eq!(
+            storage.hot.hash_get(&ns, key, key).await.unwrap(),
+            Some(i.to_string().into_bytes())
+        );
+    }
+}
+
+/// The same hostile names as collection keys; a prefix with glob or LIKE
+/// characters is literal.
+pub async fn cold_hostile_keys_stay_distinct(storage: &Storage) {
+    let ns = fresh_namespace();
+    let long = "k".repeat(10 * 1024);
+    let keys = hostile_keys(&long);
+    for (i, key) in keys.iter().enumerate() {
+        let body = serde_json::json!({"i": i}).to_string();
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("hostile", key, &body, None)),
+        )
+        .await
+        .unwrap();
+        cold(
+            storage,
+            &ns,
+            ColdWrite::AppendHistory {
+                stream: (*key).into(),
+                body: body.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
         let record = storage
             .cold
             .get(&ns, "hostile", key)
@@ -789,13 +858,16 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
             serde_json::json!({"i": i}).to_string(),
             "cold key {key:?}"
         );
-        let entry = storage
-            .hot
-            .leaderboard_rank(&ns, key, key)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(entry.score, i as f64);
+        assert_eq!(
+            storage
+                .cold
+                .read_history(&ns, key, 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "stream {key:?}"
+        );
     }
     let page = storage
         .cold
@@ -804,7 +876,6 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
         .unwrap();
     let listed: BTreeSet<&str> = page.records.iter().map(|r| r.key.as_str()).collect();
     assert_eq!(listed, keys.iter().copied().collect());
-    // A prefix with glob characters is literal.
     let star = storage
         .cold
         .list(&ns, "hostile", "*", None, 100)
@@ -826,9 +897,8 @@ pub async fn hostile_keys_stay_distinct(storage: &Storage) {
     );
 }
 
-/// Two namespaces using the same names see different data in every
-/// keyspace.
-pub async fn namespaces_are_isolated(storage: &Storage) {
+/// Two namespaces using the same names see different hot data.
+pub async fn hot_namespaces_are_isolated(storage: &Storage) {
     let (a, b) = (fresh_namespace(), fresh_namespace());
     hot(storage, &a, set("k", b"a's", None)).await.unwrap();
     hot(
@@ -853,6 +923,32 @@ pub async fn namespaces_are_isolated(storage: &Storage) {
     )
     .await
     .unwrap();
+    assert_eq!(storage.hot.get(&b, "k").await.unwrap(), None);
+    assert_eq!(storage.hot.hash_get(&b, "h", "f").await.unwrap(), None);
+    assert!(
+        storage
+            .hot
+            .leaderboard_top(&b, "wins", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        hot(storage, &b, HotWrite::Delete { key: "k".into() })
+            .await
+            .unwrap(),
+        Applied::Existed(false)
+    );
+    assert_eq!(
+        storage.hot.get(&a, "k").await.unwrap(),
+        Some(b"a's".to_vec()),
+        "b's delete did not touch a"
+    );
+}
+
+/// Two namespaces using the same names see different cold data.
+pub async fn cold_namespaces_are_isolated(storage: &Storage) {
+    let (a, b) = (fresh_namespace(), fresh_namespace());
     cold(storage, &a, ColdWrite::Record(put("c", "k", "{}", None)))
         .await
         .unwrap();
@@ -866,16 +962,6 @@ pub async fn namespaces_are_isolated(storage: &Storage) {
     )
     .await
     .unwrap();
-    assert_eq!(storage.hot.get(&b, "k").await.unwrap(), None);
-    assert_eq!(storage.hot.hash_get(&b, "h", "f").await.unwrap(), None);
-    assert!(
-        storage
-            .hot
-            .leaderboard_top(&b, "wins", 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
     assert_eq!(storage.cold.get(&b, "c", "k").await.unwrap(), None);
     assert!(
         storage
@@ -890,15 +976,23 @@ pub async fn namespaces_are_isolated(storage: &Storage) {
         storage.cold.read_history(&b, "s", 0, 10).await,
         Err(Error::NotFound)
     );
+    let delete = RecordWrite::Delete {
+        collection: "c".into(),
+        key: "k".into(),
+        expected_version: None,
+    };
     assert_eq!(
-        hot(storage, &b, HotWrite::Delete { key: "k".into() })
-            .await
-            .unwrap(),
+        cold(storage, &b, ColdWrite::Record(delete)).await.unwrap(),
         Applied::Existed(false)
     );
     assert_eq!(
-        storage.hot.get(&a, "k").await.unwrap(),
-        Some(b"a's".to_vec()),
-        "b's delete did not touch a"
+        storage
+            .cold
+            .get(&a, "c", "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
     );
 }

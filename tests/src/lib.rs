@@ -5,9 +5,11 @@
 //! - [`Player`]/[`Api`]: a thin HTTP client returning status and JSON.
 //! - [`hokm`]: an independent referee for Hokm (its own rules code).
 //! - [`conformance`]: the storage conformance suite, run on every backend.
+//! - [`services`]: real Redis, Redis Cluster and PostgreSQL for tests.
 
 pub mod conformance;
 pub mod hokm;
+pub mod services;
 
 use hoard::config::{Config, PluginConfig};
 use serde_json::Value;

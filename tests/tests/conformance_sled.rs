@@ -21,7 +21,8 @@ async fn sled_storage() -> (Storage, tempfile::TempDir) {
     )
 }
 
-hoard_tests::conformance_suite!(sled_storage);
+hoard_tests::hot_conformance_suite!(sled_storage);
+hoard_tests::cold_conformance_suite!(sled_storage);
 
 /// An acknowledged write survives closing and reopening the database.
 #[tokio::test]

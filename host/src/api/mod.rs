@@ -20,6 +20,8 @@ pub use error::ApiError;
 
 use crate::config::{ColdBackend, Config, HotBackend};
 use crate::session::Sessions;
+use crate::storage::postgres::PostgresStore;
+use crate::storage::redis::{ClusterRedis, SingleRedis};
 use crate::storage::sled::{OpenError, SledStore};
 use crate::storage::{ColdStore, HotStore, Storage};
 use crate::wasm::{LoadError, Runtime};
@@ -46,6 +48,10 @@ pub struct App {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] OpenError),
+    #[error("hot storage: {0}")]
+    Redis(#[from] crate::storage::redis::ConnectError),
+    #[error("cold storage: {0}")]
+    Postgres(#[from] crate::storage::postgres::ConnectError),
     #[error("plugin {name:?}: {source}")]
     Plugin { name: String, source: LoadError },
     #[error(transparent)]
@@ -57,7 +63,7 @@ pub enum StartError {
 impl App {
     /// Opens storage and loads every configured plugin.
     pub async fn start(config: Config) -> Result<App, StartError> {
-        let storage = open_storage(&config)?;
+        let storage = open_storage(&config).await?;
         let runtime =
             Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
         let mut plugins = Vec::with_capacity(config.plugins.len());
@@ -89,13 +95,29 @@ impl App {
     }
 }
 
-fn open_storage(config: &Config) -> Result<Storage, OpenError> {
-    let sled = SledStore::open(&config.storage.sled)?;
+/// Opens each capability's backend. Sled opens only if a capability uses it;
+/// Redis and Postgres are checked now, so a missing server stops the start
+/// with a message naming it.
+pub async fn open_storage(config: &Config) -> Result<Storage, StartError> {
+    let uses_sled =
+        config.storage.hot == HotBackend::Sled || config.storage.cold == ColdBackend::Sled;
+    let sled = if uses_sled {
+        Some(SledStore::open(&config.storage.sled)?)
+    } else {
+        None
+    };
+    let sled_for = |capability| {
+        sled.clone()
+            .unwrap_or_else(|| unreachable!("sled is open when {capability} uses it"))
+    };
     let hot: Arc<dyn HotStore> = match config.storage.hot {
-        HotBackend::Sled => sled.clone(),
+        HotBackend::Sled => sled_for("hot"),
+        HotBackend::Redis => Arc::new(SingleRedis::connect(&config.storage.redis).await?),
+        HotBackend::RedisCluster => Arc::new(ClusterRedis::connect(&config.storage.redis).await?),
     };
     let cold: Arc<dyn ColdStore> = match config.storage.cold {
-        ColdBackend::Sled => sled,
+        ColdBackend::Sled => sled_for("cold"),
+        ColdBackend::Postgres => Arc::new(PostgresStore::connect(&config.storage.postgres).await?),
     };
     Ok(Storage {
         hot,

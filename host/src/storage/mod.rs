@@ -11,17 +11,22 @@
 //! deduplicated by a layer that wraps a backend without knowing its insides.
 //!
 //! Backends are siblings that only implement the traits: [`sled`] (embedded,
-//! both capabilities). A write is acknowledged (its `apply` returns) only once
+//! both capabilities), [`redis`] (hot, on Redis or Redis Cluster) and
+//! [`postgres`] (cold). Every backend passes the same conformance suite
+//! (`tests/src/conformance.rs`). A write is acknowledged (its `apply` returns) only once
 //! it is durable.
 //!
 //! **Invariant:** this module knows nothing of wasmtime, HTTP, JSON wire
 //! formats of the API, or figment. Namespaces keep plugins apart: every key is
 //! scoped by the [`Namespace`] of the op or read.
 
+mod cursor;
 mod error;
 mod limits;
 mod op;
+pub mod postgres;
 pub mod query;
+pub mod redis;
 pub mod sled;
 
 pub use error::Error;

@@ -606,7 +606,7 @@ impl ColdStore for SledStore {
         let scan_prefix = [&collection_prefix[..], prefix.as_bytes()].concat();
         let range = match cursor {
             Some(cursor) => {
-                let after = decode_cursor(cursor)?;
+                let after = crate::storage::cursor::decode(cursor)?;
                 let after = [&collection_prefix[..], &after[..]].concat();
                 self.records
                     .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
@@ -636,7 +636,7 @@ impl ColdStore for SledStore {
             });
         }
         let next_cursor = match (more, records.last()) {
-            (true, Some(last)) => Some(encode_cursor(last.key.as_bytes())),
+            (true, Some(last)) => Some(crate::storage::cursor::encode(last.key.as_bytes())),
             _ => None,
         };
         Ok(Page {
@@ -788,25 +788,4 @@ fn parse_integer(bytes: &[u8]) -> Result<i64> {
 
 fn utf8(bytes: &[u8]) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("name"))
-}
-
-/// Cursors are the last key returned, hex-encoded so they are plain ASCII.
-fn encode_cursor(key: &[u8]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(cursor: &str) -> Result<Vec<u8>> {
-    let invalid = || Error::invalid("cursor", "not a cursor returned by list");
-    if !cursor.len().is_multiple_of(2) {
-        return Err(invalid());
-    }
-    (0..cursor.len())
-        .step_by(2)
-        .map(|i| {
-            cursor
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(invalid)
-        })
-        .collect()
 }
