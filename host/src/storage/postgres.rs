@@ -15,7 +15,7 @@ use crate::storage::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 use std::str::FromStr;
 use std::time::Duration;
@@ -145,11 +145,9 @@ fn convert(error: sqlx::Error) -> Error {
     Error::Unavailable(format!("postgres: {error}"))
 }
 
-type Transaction<'a> = sqlx::Transaction<'a, Postgres>;
-
 /// The version a record has now, 0 if absent.
 async fn current_version(
-    tx: &mut Transaction<'_>,
+    tx: &mut PgConnection,
     ns: &Namespace,
     collection: &str,
     key: &str,
@@ -160,19 +158,17 @@ async fn current_version(
     .bind(ns.as_str())
     .bind(collection.as_bytes())
     .bind(key.as_bytes())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(convert)?;
     Ok(version.unwrap_or(0) as u64)
 }
 
-/// One record write inside a transaction: the new version for a put, 1 or 0
-/// (existed) for a delete.
-async fn write_record(
-    tx: &mut Transaction<'_>,
-    ns: &Namespace,
-    write: &RecordWrite,
-) -> Result<u64> {
+/// One record write, as one statement (atomic by itself, or inside the
+/// caller's transaction): the new version for a put, 1 or 0 (existed) for a
+/// delete. After a failed version check a second statement reads the current
+/// version for the conflict report.
+async fn write_record(tx: &mut PgConnection, ns: &Namespace, write: &RecordWrite) -> Result<u64> {
     let (collection, key) = (write.collection(), write.key());
     let conflict = |expected, current| Error::Conflict { expected, current };
     match write {
@@ -203,7 +199,7 @@ async fn write_record(
                 .bind(key.as_bytes())
                 .bind(body)
                 .bind(expected_version.unwrap_or(0) as i64)
-                .fetch_optional(&mut **tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(convert)?;
             match (version, expected_version) {
@@ -228,7 +224,7 @@ async fn write_record(
             .bind(collection.as_bytes())
             .bind(key.as_bytes())
             .bind(expected_version.map(|v| v as i64))
-            .fetch_optional(&mut **tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(convert)?;
             match (deleted, expected_version) {
@@ -345,53 +341,52 @@ fn push_condition(sql: &mut QueryBuilder<Postgres>, condition: &Condition) {
 impl ColdStore for PostgresStore {
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied> {
         let ns = &op.namespace;
-        let mut tx = self.pool.begin().await.map_err(convert)?;
-        let applied = match &op.write {
-            ColdWrite::Record(write @ RecordWrite::Put { .. }) => {
-                Applied::Version(write_record(&mut tx, ns, write).await?)
-            }
-            ColdWrite::Record(write @ RecordWrite::Delete { .. }) => {
-                Applied::Existed(write_record(&mut tx, ns, write).await? == 1)
+        match &op.write {
+            // One statement is atomic on its own: no BEGIN/COMMIT round trips.
+            ColdWrite::Record(write) => {
+                let mut connection = self.pool.acquire().await.map_err(convert)?;
+                let result = write_record(&mut *connection, ns, write).await?;
+                Ok(match write {
+                    RecordWrite::Put { .. } => Applied::Version(result),
+                    RecordWrite::Delete { .. } => Applied::Existed(result == 1),
+                })
             }
             ColdWrite::Transaction(writes) => {
+                let mut tx = self.pool.begin().await.map_err(convert)?;
                 let mut versions = Vec::with_capacity(writes.len());
                 for write in writes {
-                    let result = write_record(&mut tx, ns, write).await?;
+                    // An error returns early and drops `tx`: a rollback.
+                    let result = write_record(&mut *tx, ns, write).await?;
                     versions.push(if matches!(write, RecordWrite::Delete { .. }) {
                         0
                     } else {
                         result
                     });
                 }
-                Applied::Versions(versions)
+                tx.commit().await.map_err(convert)?;
+                Ok(Applied::Versions(versions))
             }
             ColdWrite::AppendHistory { stream, body } => {
+                // Bumping the head and inserting the entry in one statement:
+                // atomic, and concurrent appends serialise on the head row.
                 let seq: i64 = sqlx::query_scalar(
-                    "INSERT INTO history_heads (namespace, stream, last_seq) VALUES ($1, $2, 1)
-                     ON CONFLICT (namespace, stream) DO UPDATE SET last_seq = history_heads.last_seq + 1
-                     RETURNING last_seq",
+                    "WITH head AS (
+                         INSERT INTO history_heads (namespace, stream, last_seq) VALUES ($1, $2, 1)
+                         ON CONFLICT (namespace, stream) DO UPDATE SET last_seq = history_heads.last_seq + 1
+                         RETURNING last_seq
+                     )
+                     INSERT INTO history (namespace, stream, seq, body) SELECT $1, $2, last_seq, $3 FROM head
+                     RETURNING seq",
                 )
                 .bind(ns.as_str())
                 .bind(stream.as_bytes())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(convert)?;
-                sqlx::query(
-                    "INSERT INTO history (namespace, stream, seq, body) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(ns.as_str())
-                .bind(stream.as_bytes())
-                .bind(seq)
                 .bind(body)
-                .execute(&mut *tx)
+                .fetch_one(&self.pool)
                 .await
                 .map_err(convert)?;
-                Applied::Seq(seq as u64)
+                Ok(Applied::Seq(seq as u64))
             }
-        };
-        // An error above drops `tx`, which rolls everything back.
-        tx.commit().await.map_err(convert)?;
-        Ok(applied)
+        }
     }
 
     async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>> {
