@@ -7,7 +7,10 @@
 //! (b) HTTP action round trips (p50, p99, actions/s) on loopback with 1, 16
 //!     and 256 concurrent sessions, every action durably stored;
 //! (c) durable offline writes per second and ack p99 at 1 and 64 writers,
-//!     beside sled's own unflushed insert rate.
+//!     beside sled's own unflushed insert rate;
+//! (d) service mode: each hot and cold operation through the host (a plugin
+//!     calling WIT, the host function, the backend) against the same command
+//!     sent straight from Rust to Redis or PostgreSQL.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run).
@@ -413,6 +416,213 @@ async fn durable_writes(duration: Duration) {
     }
 }
 
+/// (d) The host's cost over a direct Redis or Postgres round trip.
+async fn service_overhead(iterations: usize) {
+    use hoard::storage::postgres::{PostgresConfig, PostgresStore};
+    use hoard::storage::redis::{RedisConfig, SingleRedis};
+    use sqlx::Connection;
+    println!(
+        "\n(d) service mode: one client, each operation through the host against the same command straight to the server"
+    );
+    let redis_config = RedisConfig {
+        key_prefix: format!("hoard-bench-{:x}", rand::random::<u32>()),
+        ..RedisConfig::default()
+    };
+    let redis = match SingleRedis::connect(&redis_config).await {
+        Ok(redis) => redis,
+        Err(error) => return println!("  skipped: {error}"),
+    };
+    let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
+    let database = format!("hoard_bench_{:x}", rand::random::<u32>());
+    let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await else {
+        return println!("  skipped: PostgreSQL is not reachable at {admin_url}");
+    };
+    let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}"));
+    sqlx::query(create)
+        .execute(&mut admin)
+        .await
+        .expect("create the bench database");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+    let postgres = PostgresStore::connect(&PostgresConfig {
+        url: url.clone(),
+        pool_max: 4,
+        ..PostgresConfig::default()
+    })
+    .await
+    .expect("postgres");
+    let storage = Storage {
+        hot: Arc::new(redis),
+        cold: Arc::new(postgres),
+        limits: Limits::default(),
+    };
+    let cold_store = storage.cold.clone();
+    let runtime = Runtime::new(WasmConfig::default(), storage).expect("runtime");
+    let plugin = runtime
+        .load("probe", &plugin_path("probe"))
+        .await
+        .expect("probe loads");
+    let mut instance = plugin.instantiate().await.expect("instance");
+    let state = instance.create("bench", 1, "{}").await.expect("create");
+    let state = instance.join(&state, "p").await.expect("join");
+
+    let direct_redis = redis::Client::open(redis_config.url.as_str()).expect("url");
+    let mut direct_redis = direct_redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    // Configured as hoard's pool is: no ping before each checkout.
+    let direct_pg = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect(&url)
+        .await
+        .expect("pg");
+    let key = |kind: &str, name: &str| format!("{}:probe:{kind}:{name}", redis_config.key_prefix);
+
+    println!(
+        "  {:<22} {:>12} {:>12} {:>8} {:>8}",
+        "operation", "direct us", "host us", "ratio", "target"
+    );
+    let operations: [(&str, &str, f64); 7] = [
+        ("hot get", r#"{"do":"hot-get","key":"k"}"#, 1.3),
+        ("hot set", r#"{"do":"hot-set","key":"k","value":"v"}"#, 1.3),
+        ("hot incr", r#"{"do":"hot-incr","key":"n"}"#, 1.3),
+        (
+            "hot leaderboard add",
+            r#"{"do":"board-set","key":"b","member":"m","score":3}"#,
+            1.3,
+        ),
+        (
+            "cold get",
+            r#"{"do":"cold-get","collection":"c","key":"k"}"#,
+            1.2,
+        ),
+        (
+            "cold put",
+            r#"{"do":"cold-put","collection":"c","key":"k","body":"{\"n\":1}"}"#,
+            1.2,
+        ),
+        (
+            "cold transaction (3)",
+            r#"{"do":"cold-transact","collection":"c","key":"t","body":"{\"n\":1}"}"#,
+            1.2,
+        ),
+    ];
+    for (name, action, target) in operations {
+        let (mut direct_rounds, mut host_rounds) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                match name {
+                    "hot get" => {
+                        let _: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(key("v", "k"))
+                            .query_async(&mut direct_redis)
+                            .await
+                            .expect("GET");
+                    }
+                    "hot set" => {
+                        let _: () = redis::cmd("SET")
+                            .arg(key("v", "k"))
+                            .arg("v")
+                            .query_async(&mut direct_redis)
+                            .await
+                            .expect("SET");
+                    }
+                    "hot incr" => {
+                        let _: i64 = redis::cmd("INCRBY")
+                            .arg(key("v", "n"))
+                            .arg(1)
+                            .query_async(&mut direct_redis)
+                            .await
+                            .expect("INCRBY");
+                    }
+                    "hot leaderboard add" => {
+                        let _: i64 = redis::cmd("ZADD")
+                            .arg(key("b", "b"))
+                            .arg(-3.0)
+                            .arg("m")
+                            .query_async(&mut direct_redis)
+                            .await
+                            .expect("ZADD");
+                    }
+                    "cold get" => {
+                        sqlx::query("SELECT key, version, body FROM records WHERE namespace = $1 AND collection = $2 AND key = $3")
+                            .bind("probe").bind(&b"c"[..]).bind(&b"k"[..]).fetch_optional(&direct_pg).await.expect("select");
+                    }
+                    "cold put" => {
+                        sqlx::query("INSERT INTO records (namespace, collection, key, version, body) VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, collection, key) DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now() RETURNING version")
+                            .bind("probe").bind(&b"c"[..]).bind(&b"k"[..]).bind(r#"{"n":1}"#).fetch_one(&direct_pg).await.expect("upsert");
+                    }
+                    _ => {
+                        let mut tx = direct_pg.begin().await.expect("begin");
+                        for i in 0..3 {
+                            sqlx::query("INSERT INTO records (namespace, collection, key, version, body) VALUES ($1, $2, $3, 1, $4) ON CONFLICT (namespace, collection, key) DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now() RETURNING version")
+                                .bind("probe").bind(&b"c"[..]).bind(format!("t-{i}").into_bytes()).bind(r#"{"n":1}"#).fetch_one(&mut *tx).await.expect("upsert");
+                        }
+                        tx.commit().await.expect("commit");
+                    }
+                }
+            }
+            direct_rounds.push(started.elapsed() / iterations as u32);
+            let started = Instant::now();
+            for _ in 0..iterations {
+                let turn = instance
+                    .act(&state, "p", action)
+                    .await
+                    .expect("the probe acts");
+                std::hint::black_box(turn);
+            }
+            host_rounds.push(started.elapsed() / iterations as u32);
+        }
+        if name == "cold get" {
+            // Where the difference lives: the backend alone, without the plugin.
+            let ns = Namespace::plugin("probe").expect("name");
+            let started = Instant::now();
+            for _ in 0..iterations {
+                std::hint::black_box(cold_store.get(&ns, "c", "k").await.expect("get"));
+            }
+            println!(
+                "  (cold get through the storage trait alone: {:.1} us)",
+                micros(started.elapsed() / iterations as u32)
+            );
+        }
+        direct_rounds.sort();
+        host_rounds.sort();
+        // Medians of interleaved rounds: robust to the machine's noise.
+        let (direct, host) = (
+            percentile(&direct_rounds, 0.5),
+            percentile(&host_rounds, 0.5),
+        );
+        let ratio = host.as_secs_f64() / direct.as_secs_f64();
+        println!(
+            "  {name:<22} {:>12.1} {:>12.1} {:>7.2}x {:>7} {}",
+            micros(direct),
+            micros(host),
+            ratio,
+            format!("<{target}x"),
+            if ratio < target { "met" } else { "NOT met" }
+        );
+    }
+    drop(instance);
+    drop(runtime);
+    direct_pg.close().await;
+    let drop = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+    let _ = sqlx::query(drop).execute(&mut admin).await;
+    let pattern = format!("{}:*", redis_config.key_prefix);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut direct_redis)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<u64> = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut direct_redis)
+            .await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -444,5 +654,12 @@ async fn main() {
     }
     if runs("c") {
         durable_writes(Duration::from_millis(if quick { 500 } else { 3000 })).await;
+    }
+    if runs("d") {
+        // On a worker task, as the host serves requests.
+        let iterations = if quick { 100 } else { 1000 };
+        tokio::spawn(service_overhead(iterations))
+            .await
+            .expect("service benchmark");
     }
 }

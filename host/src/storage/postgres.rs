@@ -79,6 +79,10 @@ impl PostgresStore {
             .options([("statement_timeout", config.statement_timeout_ms.to_string())]);
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_max.max(1))
+            // No health ping on every checkout: it costs a round trip per
+            // statement, and a dead connection fails its statement anyway
+            // (reported `unavailable`) and is dropped by the pool.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             .connect_with(options)
             .await

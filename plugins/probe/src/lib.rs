@@ -64,6 +64,26 @@ fn run(action: &Value) -> Result<Value, GameError> {
             action["delta"].as_f64().unwrap_or(1.0),
         )
         .map(|s| json!(s)),
+        "board-set" => hot::leaderboard_set(
+            &key,
+            &text(action, "member"),
+            action["score"].as_f64().unwrap_or(0.0),
+        )
+        .map(|()| json!("ok")),
+        "cold-transact" => {
+            // Puts `body` under key-0, key-1 and key-2 at once.
+            let writes: Vec<cold::Write> = (0..3)
+                .map(|i| {
+                    cold::Write::Put(cold::PutWrite {
+                        collection: text(action, "collection"),
+                        key: format!("{key}-{i}"),
+                        body: text(action, "body"),
+                        expected_version: None,
+                    })
+                })
+                .collect();
+            cold::transact(&writes).map(|versions| json!(versions))
+        }
         "board-top" => hot::leaderboard_top(&key, 10).map(|rows| {
             json!(
                 rows.iter()
