@@ -349,7 +349,7 @@ impl ColdStore for PostgresStore {
             // One statement is atomic on its own: no BEGIN/COMMIT round trips.
             ColdWrite::Record(write) => {
                 let mut connection = self.pool.acquire().await.map_err(convert)?;
-                let result = write_record(&mut *connection, ns, write).await?;
+                let result = write_record(&mut connection, ns, write).await?;
                 Ok(match write {
                     RecordWrite::Put { .. } => Applied::Version(result),
                     RecordWrite::Delete { .. } => Applied::Existed(result == 1),
@@ -360,7 +360,7 @@ impl ColdStore for PostgresStore {
                 let mut versions = Vec::with_capacity(writes.len());
                 for write in writes {
                     // An error returns early and drops `tx`: a rollback.
-                    let result = write_record(&mut *tx, ns, write).await?;
+                    let result = write_record(&mut tx, ns, write).await?;
                     versions.push(if matches!(write, RecordWrite::Delete { .. }) {
                         0
                     } else {
