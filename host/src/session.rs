@@ -119,8 +119,9 @@ pub struct Joined {
 /// What an accepted action produced.
 #[derive(Debug)]
 pub struct Acted {
-    /// The acting player's view after the action (JSON).
-    pub view: String,
+    /// The acting player's view after the action (JSON); `None` if the
+    /// plugin failed to render it (the action still stands).
+    pub view: Option<String>,
     /// The outcome (JSON) if the game ended.
     pub outcome: Option<String>,
 }
@@ -284,7 +285,15 @@ impl Sessions {
         next.actions += 1;
         self.store(session, &next).await?;
         live.record = next;
-        let view = self.render(&mut live, &plugin, Some(&player)).await?;
+        // The action is applied and durable: a failure to render the view
+        // now must not report the action as failed (a retry would be refused).
+        let view = match self.render(&mut live, &plugin, Some(&player)).await {
+            Ok(view) => Some(view),
+            Err(error) => {
+                tracing::warn!(%error, session, "the view after an applied action failed");
+                None
+            }
+        };
         Ok(Acted {
             view,
             outcome: live.record.outcome.clone(),

@@ -371,6 +371,25 @@ pub async fn leaderboards_rank_ties_and_neighbours(storage: &Storage) {
         storage.hot.leaderboard_top(&ns, "other", 5).await.unwrap(),
         []
     );
+    // A score that would leave the finite range is refused and unchanged.
+    let huge = |delta| HotWrite::LeaderboardIncr {
+        board: "b".into(),
+        member: "huge".into(),
+        delta,
+    };
+    hot(storage, &ns, huge(f64::MAX)).await.unwrap();
+    let overflow = hot(storage, &ns, huge(f64::MAX)).await;
+    assert!(
+        matches!(overflow, Err(Error::Invalid { .. })),
+        "{overflow:?}"
+    );
+    let kept = storage
+        .hot
+        .leaderboard_rank(&ns, "b", "huge")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.score, f64::MAX);
 }
 
 /// Hash fields are set one by one and read back sorted by field name.

@@ -97,6 +97,42 @@ async fn misbehaving_calls_fail_alone() {
     host.stop().await;
 }
 
+/// An action that applied stays applied when the plugin then fails to
+/// render the view: the answer is a success without a view, not an error
+/// that would invite a retry.
+#[tokio::test]
+async fn a_failing_view_after_an_applied_action_still_reports_success() {
+    let host = TestHost::start(&[("probe", "probe")]).await;
+    let api = host.api();
+    let session = api.create("probe", json!({})).await;
+    let probe = api.join(&session, "tester").await;
+    let reply = probe.act(&json!({"do": "break-view"})).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert!(reply.body["view"].is_null());
+    let view = api
+        .send(
+            "GET",
+            &format!("/v1/sessions/{session}/view"),
+            None,
+            Some(&probe.token),
+        )
+        .await;
+    assert_eq!(
+        (view.status, view.code()),
+        (500, "plugin_failed"),
+        "rendering still fails, clearly"
+    );
+    let fixed = probe.act(&json!({"do": "count"})).await;
+    assert_eq!(fixed.status, 200);
+    let summary = api.get(&format!("/v1/sessions/{session}")).await;
+    assert_eq!(
+        summary.body["actions"],
+        json!(2),
+        "both actions applied once"
+    );
+    host.stop().await;
+}
+
 /// `hoard plugin check` prints a good plugin's exports and exactly why a bad
 /// one is rejected.
 #[test]

@@ -71,7 +71,8 @@ async fn route(app: &App, request: Request<Incoming>) -> Reply {
             let action: Box<RawValue> = read_json(app, request).await?;
             let acted = app.sessions.act(id, &token, action.get()).await?;
             let outcome = acted.outcome.map(raw).transpose()?;
-            ok(json!({"view": raw(acted.view)?, "outcome": outcome}))
+            let view = acted.view.map(raw).transpose()?;
+            ok(json!({"view": view, "outcome": outcome}))
         }
         (&Method::GET, ["v1", "sessions", id, "view"]) => {
             let token = bearer(&request)?;

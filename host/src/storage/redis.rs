@@ -188,14 +188,18 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
 /// Maps Redis errors onto the guest's error: a refused command (not an
 /// integer, overflow) is the guest's `invalid`, anything else `unavailable`.
 fn convert(error: redis::RedisError) -> Error {
+    let text = error.to_string();
+    if text.contains("HOARD_NOT_FINITE") {
+        // Raised by INCR_SCORE; Redis reports a script's error as a plain reply.
+        return Error::invalid("delta", "the new score would not be finite");
+    }
     let detail = error.detail().unwrap_or_default().to_owned();
     match error.code() {
         Some(_) if detail.contains("not an integer") || detail.contains("overflow") => {
             Error::invalid("key", format!("redis refused the increment: {detail}"))
         }
-        Some("HOARD_NOT_FINITE") => Error::invalid("delta", "the new score would not be finite"),
         Some("WRONGTYPE") => Error::invalid("key", "the key holds another kind of value"),
-        _ => Error::Unavailable(format!("redis: {error}")),
+        _ => Error::Unavailable(format!("redis: {text}")),
     }
 }
 

@@ -28,6 +28,8 @@ static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0
 fn run(action: &Value) -> Result<Value, GameError> {
     let key = text(action, "key");
     let result = match action["do"].as_str().unwrap_or_default() {
+        // The action succeeds; rendering the state afterwards traps.
+        "break-view" => return Ok(json!("break-view")),
         "count" => {
             return Ok(json!(
                 CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
@@ -155,7 +157,11 @@ impl hoard_sdk::Game for Probe {
     }
 
     fn view(state: Vec<u8>, _player: Option<String>) -> Result<String, GameError> {
-        Ok(load(&state).to_string())
+        let state = load(&state);
+        if state["last"] == "break-view" {
+            panic!("the probe was told to fail its view");
+        }
+        Ok(state.to_string())
     }
 }
 
