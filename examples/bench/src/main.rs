@@ -44,15 +44,16 @@ fn recorded_game(seed: u64) -> Vec<Step> {
     while !matches!(game.phase, Phase::Finished { .. }) {
         let seat = game.turn as usize;
         let action = if game.phase == Phase::ChoosingTrump {
-            let suit = game.hands[seat][0].suit().letter();
+            let suit = game.hands[seat].iter().next().expect("five cards").suit().letter();
             format!(r#"{{"type":"trump","suit":"{suit}"}}"#)
         } else {
-            let hand = &game.hands[seat];
+            let hand = game.hands[seat];
             let led = game.trick.first().map(|(_, c)| c.suit());
             let card = hand
                 .iter()
                 .find(|c| Some(c.suit()) == led)
-                .unwrap_or(&hand[hand.len() / 2]);
+                .or_else(|| hand.iter().nth(hand.len() / 2))
+                .expect("a card to play");
             format!(r#"{{"type":"play","card":"{card}"}}"#)
         };
         steps.push(Step {

@@ -4,7 +4,7 @@
 //! session's seed. The plugin glue (`plugin.rs`) and the benchmark both call
 //! it.
 
-use crate::cards::{Card, Suit, shuffled_deck};
+use crate::cards::{Card, Hand, Suit, shuffled_deck};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -61,8 +61,9 @@ pub struct Game {
     pub hand_number: u32,
     pub hakem: u8,
     /// The face-up deal that chose the first Hakem: up to the first ace.
+    /// Cleared once the first trump is named.
     pub hakem_draw: Vec<(u8, Card)>,
-    pub hands: [Vec<Card>; SEATS],
+    pub hands: [Hand; SEATS],
     /// Cards dealt only after trump is named.
     pub stock: Vec<Card>,
     pub trump: Option<Suit>,
@@ -234,7 +235,6 @@ impl Game {
         for offset in 0..SEATS {
             let seat = (self.hakem as usize + offset) % SEATS;
             self.hands[seat] = deck.drain(..5).collect();
-            self.hands[seat].sort();
         }
         self.stock = deck;
         self.trump = None;
@@ -283,14 +283,14 @@ impl Game {
         for _ in 0..2 {
             for offset in 0..SEATS {
                 let seat = (self.hakem as usize + offset) % SEATS;
-                let cards: Vec<Card> = self.stock.drain(..4).collect();
-                self.hands[seat].extend(cards);
+                for card in self.stock.drain(..4) {
+                    self.hands[seat].insert(card);
+                }
             }
         }
         debug_assert!(self.stock.is_empty());
-        for hand in &mut self.hands {
-            hand.sort();
-        }
+        // The draw was shown while the first trump was chosen; no longer.
+        self.hakem_draw.clear();
         self.turn = self.hakem;
         self.phase = Phase::Playing;
         Ok(())
@@ -306,21 +306,23 @@ impl Game {
         if seat != self.turn {
             return Err(Refusal::NotYourTurn);
         }
-        let hand = &self.hands[seat as usize];
-        let position = hand
-            .iter()
-            .position(|c| *c == card)
-            .ok_or_else(|| illegal("card_not_in_hand", &format!("you do not hold {card}")))?;
+        let hand = self.hands[seat as usize];
+        if !hand.contains(card) {
+            return Err(illegal(
+                "card_not_in_hand",
+                &format!("you do not hold {card}"),
+            ));
+        }
         if let Some((_, led)) = self.trick.first() {
             let led = led.suit();
-            if card.suit() != led && hand.iter().any(|c| c.suit() == led) {
+            if card.suit() != led && hand.has_suit(led) {
                 return Err(illegal(
                     "must_follow_suit",
                     &format!("you must follow suit: play a card of {}", led.letter()),
                 ));
             }
         }
-        self.hands[seat as usize].remove(position);
+        self.hands[seat as usize].remove(card);
         self.trick.push((seat, card));
         if self.trick.len() < SEATS {
             self.turn = (seat + 1) % SEATS as u8;
@@ -400,7 +402,7 @@ impl Game {
             json!({
                 "seat": seat,
                 "team": seat % 2,
-                "hand": self.hands[seat as usize].iter().map(Card::to_string).collect::<Vec<_>>(),
+                "hand": self.hands[seat as usize].iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             })
         });
         let plays = |plays: &[(u8, Card)]| -> Vec<Value> {
@@ -537,7 +539,10 @@ mod tests {
             assert_eq!(game.points[team], points);
             assert_eq!(game.hakem, next_hakem);
             assert_eq!(game.phase, Phase::ChoosingTrump, "the next hand is dealt");
-            assert_eq!(game.hands.iter().map(Vec::len).collect::<Vec<_>>(), [5; 4]);
+            assert_eq!(
+                game.hands.iter().map(|h| h.len()).collect::<Vec<_>>(),
+                [5; 4]
+            );
         }
     }
 
@@ -575,7 +580,7 @@ mod tests {
             Err(Refusal::Illegal("trump_already_named", _))
         ));
         assert!(game.hands.iter().all(|h| h.len() == 13));
-        let lead = game.hands[hakem][0];
+        let lead = game.hands[hakem].iter().next().unwrap();
         assert_eq!(
             game.act(&other, &format!(r#"{{"type":"play","card":"{lead}"}}"#)),
             Err(Refusal::NotYourTurn)
@@ -586,17 +591,17 @@ mod tests {
         )
         .unwrap();
         let next = (hakem + 1) % 4;
-        let hand = game.hands[next].clone();
-        if hand.iter().any(|c| c.suit() == lead.suit()) {
-            if let Some(off) = hand.iter().find(|c| c.suit() != lead.suit()) {
-                let before = game.clone();
-                let refused = game.act(&other, &format!(r#"{{"type":"play","card":"{off}"}}"#));
-                assert!(matches!(
-                    refused,
-                    Err(Refusal::Illegal("must_follow_suit", _))
-                ));
-                assert_eq!(game, before, "a refused play changes nothing");
-            }
+        let hand = game.hands[next];
+        if hand.has_suit(lead.suit())
+            && let Some(off) = hand.iter().find(|c| c.suit() != lead.suit())
+        {
+            let before = game.clone();
+            let refused = game.act(&other, &format!(r#"{{"type":"play","card":"{off}"}}"#));
+            assert!(matches!(
+                refused,
+                Err(Refusal::Illegal("must_follow_suit", _))
+            ));
+            assert_eq!(game, before, "a refused play changes nothing");
         }
         assert!(matches!(
             game.act(&other, r#"{"type":"play","card":"ZZ"}"#),
