@@ -44,7 +44,12 @@ fn recorded_game(seed: u64) -> Vec<Step> {
     while !matches!(game.phase, Phase::Finished { .. }) {
         let seat = game.turn as usize;
         let action = if game.phase == Phase::ChoosingTrump {
-            let suit = game.hands[seat].iter().next().expect("five cards").suit().letter();
+            let suit = game.hands[seat]
+                .iter()
+                .next()
+                .expect("five cards")
+                .suit()
+                .letter();
             format!(r#"{{"type":"trump","suit":"{suit}"}}"#)
         } else {
             let hand = game.hands[seat];

@@ -66,6 +66,24 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+impl Page {
+    /// A page from up to `limit + 1` records read in key order: the extra
+    /// one only tells that more follow, and the cursor points after the last
+    /// record kept.
+    pub fn from_overfetch(mut records: Vec<Record>, limit: u32) -> Page {
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next_cursor = match (more, records.last()) {
+            (true, Some(last)) => Some(cursor::encode(last.key.as_bytes())),
+            _ => None,
+        };
+        Page {
+            records,
+            next_cursor,
+        }
+    }
+}
+
 /// One entry of a history stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryEntry {
@@ -85,12 +103,15 @@ pub trait HotStore: Send + Sync + 'static {
     /// Every field, sorted by field name.
     async fn hash_get_all(&self, ns: &Namespace, key: &str) -> Result<Vec<(String, Vec<u8>)>>;
     async fn leaderboard_top(&self, ns: &Namespace, board: &str, n: u32) -> Result<Vec<Entry>>;
+    /// `member`'s entry, or `None` if it has no score.
     async fn leaderboard_rank(
         &self,
         ns: &Namespace,
         board: &str,
         member: &str,
-    ) -> Result<Option<Entry>>;
+    ) -> Result<Option<Entry>> {
+        Ok(self.leaderboard_around(ns, board, member, 0).await?.pop())
+    }
     /// Up to `n` entries above `member`, the member, up to `n` below.
     async fn leaderboard_around(
         &self,

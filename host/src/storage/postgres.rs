@@ -429,17 +429,8 @@ impl ColdStore for PostgresStore {
         sql.push(" ORDER BY key LIMIT ")
             .push_bind(i64::from(limit) + 1);
         let rows = sql.build().fetch_all(&self.pool).await.map_err(convert)?;
-        let mut records = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
-        let more = records.len() > limit as usize;
-        records.truncate(limit as usize);
-        let next_cursor = match (more, records.last()) {
-            (true, Some(last)) => Some(crate::storage::cursor::encode(last.key.as_bytes())),
-            _ => None,
-        };
-        Ok(Page {
-            records,
-            next_cursor,
-        })
+        let records = rows.iter().map(record).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(records, limit))
     }
 
     async fn query(

@@ -310,15 +310,6 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> HotStore for RedisStore<
         Ok(Self::rows(&raw, 0))
     }
 
-    async fn leaderboard_rank(
-        &self,
-        ns: &Namespace,
-        board: &str,
-        member: &str,
-    ) -> Result<Option<Entry>> {
-        Ok(self.leaderboard_around(ns, board, member, 0).await?.pop())
-    }
-
     async fn leaderboard_around(
         &self,
         ns: &Namespace,

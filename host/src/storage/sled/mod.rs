@@ -512,15 +512,6 @@ impl HotStore for SledStore {
         )
     }
 
-    async fn leaderboard_rank(
-        &self,
-        ns: &Namespace,
-        board: &str,
-        member: &str,
-    ) -> Result<Option<Entry>> {
-        Ok(self.leaderboard_around(ns, board, member, 0).await?.pop())
-    }
-
     async fn leaderboard_around(
         &self,
         ns: &Namespace,
@@ -613,8 +604,8 @@ impl ColdStore for SledStore {
             }
             None => self.records.range(scan_prefix.clone()..),
         };
-        let mut records = Vec::with_capacity(limit as usize);
-        let mut more = false;
+        // One record past the limit tells whether another page follows.
+        let mut records = Vec::with_capacity(limit as usize + 1);
         for item in range {
             let (key, stored) = item.map_err(unavailable)?;
             if !key.starts_with(&scan_prefix) {
@@ -624,8 +615,7 @@ impl ColdStore for SledStore {
                 }
                 break;
             }
-            if records.len() == limit as usize {
-                more = true;
+            if records.len() > limit as usize {
                 break;
             }
             let (version, body) = split_record(&stored)?;
@@ -635,14 +625,7 @@ impl ColdStore for SledStore {
                 body: utf8(body)?,
             });
         }
-        let next_cursor = match (more, records.last()) {
-            (true, Some(last)) => Some(crate::storage::cursor::encode(last.key.as_bytes())),
-            _ => None,
-        };
-        Ok(Page {
-            records,
-            next_cursor,
-        })
+        Ok(Page::from_overfetch(records, limit))
     }
 
     async fn query(
