@@ -171,6 +171,19 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Points a host config at service mode: hot on this test's Redis keys,
+/// cold on this test's database.
+pub fn use_service_backends(
+    config: &mut hoard::config::Config,
+    keys: &RedisKeys,
+    database: &TestDatabase,
+) {
+    config.storage.hot = hoard::config::HotBackend::Redis;
+    config.storage.cold = hoard::config::ColdBackend::Postgres;
+    config.storage.redis = keys.config.clone();
+    config.storage.postgres = database.config();
+}
+
 /// Cold storage on a fresh Postgres database; hot on a throwaway sled.
 pub async fn postgres_storage() -> (Storage, (TestDatabase, tempfile::TempDir)) {
     let database = TestDatabase::create().await;

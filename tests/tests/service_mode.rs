@@ -2,9 +2,8 @@
 //! real servers; typed errors for bad storage input; clear start-up errors
 //! when a server is missing; `hoard migrate`.
 
-use hoard::config::{ColdBackend, HotBackend};
 use hoard::storage::Namespace;
-use hoard_tests::services::{RedisKeys, TestDatabase, free_port};
+use hoard_tests::services::{RedisKeys, TestDatabase, free_port, use_service_backends};
 use hoard_tests::{TestHost, hokm};
 use serde_json::json;
 use std::process::Command;
@@ -15,10 +14,7 @@ use std::process::Command;
 async fn hokm_full_games_in_service_mode() {
     let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
     let host = TestHost::start_with(&[("hokm", "hokm")], |config| {
-        config.storage.hot = HotBackend::Redis;
-        config.storage.cold = ColdBackend::Postgres;
-        config.storage.redis = keys.config.clone();
-        config.storage.postgres = database.config();
+        use_service_backends(config, &keys, &database)
     })
     .await;
     let games = [11u64, 12].map(|seed| {
@@ -87,10 +83,7 @@ async fn hokm_full_games_in_service_mode() {
 async fn bad_storage_input_gets_typed_errors_in_service_mode() {
     let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
     let host = TestHost::start_with(&[("probe", "probe")], |config| {
-        config.storage.hot = HotBackend::Redis;
-        config.storage.cold = ColdBackend::Postgres;
-        config.storage.redis = keys.config.clone();
-        config.storage.postgres = database.config();
+        use_service_backends(config, &keys, &database);
         config.storage.limits.key_bytes_max = 64;
         config.storage.limits.value_bytes_max = 1024;
     })
