@@ -485,7 +485,7 @@ async fn service_overhead(iterations: usize) {
     let key = |kind: &str, name: &str| format!("{}:probe:{kind}:{name}", redis_config.key_prefix);
 
     println!(
-        "  {:<22} {:>12} {:>12} {:>8} {:>8}",
+        "  {:<22} {:>14} {:>14} {:>8} {:>8}",
         "operation", "direct p50 us", "host p50 us", "ratio", "target"
     );
     let operations: [(&str, &str, f64); 7] = [
@@ -611,7 +611,7 @@ async fn service_overhead(iterations: usize) {
         let (direct, host) = (percentile(&direct, 0.5), percentile(&host, 0.5));
         let ratio = host.as_secs_f64() / direct.as_secs_f64();
         println!(
-            "  {name:<22} {:>12.1} {:>12.1} {:>7.2}x {:>7} {}",
+            "  {name:<22} {:>14.1} {:>14.1} {:>7.2}x {:>7} {}",
             micros(direct),
             micros(host),
             ratio,
