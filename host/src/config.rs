@@ -193,7 +193,17 @@ impl Config {
         )?;
         positive("wasm.memory_bytes_max", self.wasm.memory_bytes_max)?;
         positive("wasm.call_timeout_ms", self.wasm.call_timeout_ms)?;
+        positive("wasm.call_wall_timeout_ms", self.wasm.call_wall_timeout_ms)?;
         positive("wasm.epoch_tick_ms", self.wasm.epoch_tick_ms)?;
+        if self.wasm.call_wall_timeout_ms < self.wasm.call_timeout_ms {
+            return Err(ConfigError::Key {
+                key: "wasm.call_wall_timeout_ms",
+                reason: format!(
+                    "must be at least wasm.call_timeout_ms ({})",
+                    self.wasm.call_timeout_ms
+                ),
+            });
+        }
         positive("sessions.ttl_ms", self.sessions.ttl_ms)?;
         positive("sessions.live_max", self.sessions.live_max as u64)?;
         positive("sessions.state_bytes_max", self.sessions.state_bytes_max)?;
@@ -260,6 +270,10 @@ mod tests {
                 "plugins.name",
             ),
             ("[sessions]\nlive_max = 5000\n", "wasm.instances_max"),
+            (
+                "[wasm]\ncall_timeout_ms = 500\ncall_wall_timeout_ms = 100\n",
+                "wasm.call_wall_timeout_ms",
+            ),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("{i}.toml"));

@@ -9,6 +9,8 @@
 //!   admin URL).
 //! - [`RedisCluster`]: three `redis-server --cluster-enabled yes` masters on
 //!   free ports, joined by `redis-cli --cluster create`.
+//! - [`RedisServer`]: one `redis-server` on a free port that a test can
+//!   freeze and thaw, to make storage slow for real.
 
 use hoard::storage::postgres::{PostgresConfig, PostgresStore};
 use hoard::storage::redis::{ClusterRedis, RedisConfig, SingleRedis};
@@ -199,6 +201,70 @@ pub async fn postgres_storage() -> (Storage, (TestDatabase, tempfile::TempDir)) 
         },
         (database, dir),
     )
+}
+
+/// A Redis server of the test's own, stopped when dropped.
+pub struct RedisServer {
+    pub url: String,
+    server: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let server = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): install Redis 7 (`apt-get install redis-server`)")
+            });
+        let address = format!("127.0.0.1:{port}");
+        wait_for_redis(&address).await;
+        RedisServer {
+            url: format!("redis://{address}"),
+            server,
+            _dir: dir,
+        }
+    }
+
+    pub fn config(&self) -> RedisConfig {
+        RedisConfig {
+            url: self.url.clone(),
+            ..redis_config()
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT); it answers what was sent meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.server.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal} redis-server failed");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.resume();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
 }
 
 /// A local three-master Redis Cluster, stopped when dropped.

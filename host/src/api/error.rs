@@ -115,7 +115,7 @@ impl From<SessionError> for ApiError {
             SessionError::Fault(fault) => {
                 tracing::warn!(%fault, "plugin fault");
                 let code = match fault {
-                    Fault::TimedOut { .. } => "plugin_timeout",
+                    Fault::TimedOut { .. } | Fault::Stalled { .. } => "plugin_timeout",
                     Fault::OutOfMemory { .. } => "plugin_out_of_memory",
                     Fault::Trapped(_) => "plugin_failed",
                     Fault::Instantiate(_) => {

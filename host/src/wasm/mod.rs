@@ -24,10 +24,10 @@ use crate::storage::{self, Namespace, Storage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// The generated bindings of `wit/`: the one `bindgen!` in hoard.
@@ -51,8 +51,12 @@ use bindings::exports::hoard::plugin::game;
 pub struct WasmConfig {
     /// Most linear memory one plugin instance may grow to.
     pub memory_bytes_max: u64,
-    /// Longest one plugin call may run before it is interrupted.
+    /// Longest one plugin call may run before it is interrupted. Time the
+    /// call spends waiting on storage does not count: a slow backend is not
+    /// the plugin's fault.
     pub call_timeout_ms: u64,
+    /// Longest one plugin call may last in all, storage waits included.
+    pub call_wall_timeout_ms: u64,
     /// How often the epoch ticks; a call overruns by at most one tick.
     pub epoch_tick_ms: u64,
     /// Most plugin instances alive at once (one per active session, plus a
@@ -65,6 +69,7 @@ impl Default for WasmConfig {
         WasmConfig {
             memory_bytes_max: 64 * 1024 * 1024,
             call_timeout_ms: 250,
+            call_wall_timeout_ms: 10_000,
             epoch_tick_ms: 10,
             instances_max: 1024,
         }
@@ -97,6 +102,10 @@ pub enum LoadError {
 pub enum Fault {
     #[error("the plugin ran longer than its limit of {limit_ms} ms and was stopped")]
     TimedOut { limit_ms: u64 },
+    #[error(
+        "the plugin call lasted longer than its limit of {limit_ms} ms, storage waits included, and was stopped"
+    )]
+    Stalled { limit_ms: u64 },
     #[error("the plugin tried to grow its memory past its limit of {limit_bytes} bytes")]
     OutOfMemory { limit_bytes: u64 },
     #[error("the plugin trapped: {0}")]
@@ -161,6 +170,34 @@ pub struct InstanceData {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    /// When the call in progress began.
+    call_started: Instant,
+    /// How long the call in progress has been suspended waiting on storage,
+    /// in nanoseconds; written by [`Instance`] as it polls the call.
+    suspended: Arc<AtomicU64>,
+}
+
+impl InstanceData {
+    /// What the epoch ticker does when a call's deadline comes: the deadline
+    /// is wall time, but the plugin is charged only for the time it was not
+    /// suspended waiting on storage. So it goes on until it has run
+    /// `call_timeout_ms` itself, or the whole call has lasted
+    /// `call_wall_timeout_ms`.
+    fn on_deadline(&self, config: &WasmConfig) -> UpdateDeadline {
+        let lasted = self.call_started.elapsed();
+        let waited = Duration::from_nanos(self.suspended.load(Ordering::Relaxed));
+        let ran = lasted.saturating_sub(waited);
+        let (run_limit, wall_limit) = (
+            Duration::from_millis(config.call_timeout_ms),
+            Duration::from_millis(config.call_wall_timeout_ms),
+        );
+        if ran >= run_limit || lasted >= wall_limit {
+            return UpdateDeadline::Interrupt;
+        }
+        let left = (run_limit - ran).min(wall_limit - lasted);
+        let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+        UpdateDeadline::Continue(left.as_nanos().div_ceil(tick.as_nanos()).max(1) as u64)
+    }
 }
 
 impl WasiView for InstanceData {
@@ -238,6 +275,11 @@ impl Runtime {
         engine_config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // hoard's WIT has no `async func`, streams or futures, so every
+            // call takes wasmtime's plain fiber path (`call_async` on a
+            // fiber, host futures polled in place) instead of the
+            // component-model-async task machinery, which is on by default.
+            .concurrency_support(false)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&engine_config).map_err(engine_error)?;
 
@@ -375,6 +417,7 @@ impl Plugin {
     /// A fresh instance with its own store, memory and limits.
     pub async fn instantiate(&self) -> Result<Instance, Fault> {
         let config = &self.runtime.config;
+        let suspended = Arc::new(AtomicU64::new(0));
         let data = InstanceData {
             namespace: self.namespace.clone(),
             storage: self.runtime.storage.clone(),
@@ -384,10 +427,14 @@ impl Plugin {
                 .memory_size(usize::try_from(config.memory_bytes_max).unwrap_or(usize::MAX))
                 .trap_on_grow_failure(true)
                 .build(),
+            call_started: Instant::now(),
+            suspended: suspended.clone(),
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|data| &mut data.limits);
         store.set_epoch_deadline(deadline_ticks(config));
+        let deadline_config = config.clone();
+        store.epoch_deadline_callback(move |store| Ok(store.data().on_deadline(&deadline_config)));
         let guest = self
             .pre
             .instantiate_async(&mut store)
@@ -397,6 +444,7 @@ impl Plugin {
             store,
             guest,
             config: config.clone(),
+            suspended,
         })
     }
 }
@@ -406,11 +454,43 @@ pub struct Instance {
     store: Store<InstanceData>,
     guest: bindings::Plugin,
     config: WasmConfig,
+    /// Shared with the store's data; see [`InstanceData::on_deadline`].
+    suspended: Arc<AtomicU64>,
 }
 
 impl Instance {
+    /// Starts the clock of a new call.
     fn arm(&mut self) {
+        self.suspended.store(0, Ordering::Relaxed);
+        self.store.data_mut().call_started = Instant::now();
         self.store.set_epoch_deadline(deadline_ticks(&self.config));
+    }
+
+    /// A fault, told apart by which of the call's time limits stopped it.
+    fn fault(&self, error: wasmtime::Error) -> Fault {
+        match classify(error, &self.config) {
+            Fault::TimedOut { .. }
+                if self.store.data().call_started.elapsed()
+                    >= Duration::from_millis(self.config.call_wall_timeout_ms) =>
+            {
+                Fault::Stalled {
+                    limit_ms: self.config.call_wall_timeout_ms,
+                }
+            }
+            fault => fault,
+        }
+    }
+
+    /// The result of a call, with refusals and faults told apart.
+    fn settle<T>(
+        &self,
+        result: wasmtime::Result<Result<T, game::GameError>>,
+    ) -> Result<T, CallError> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(refusal)) => Err(CallError::Refused(refusal_from_wit(refusal))),
+            Err(error) => Err(CallError::Fault(self.fault(error))),
+        }
     }
 
     pub async fn describe(&mut self) -> Result<GameInfo, Fault> {
@@ -418,9 +498,10 @@ impl Instance {
         let info = self
             .guest
             .hoard_plugin_game()
-            .call_describe(&mut self.store)
+            .call_describe(&mut self.store);
+        let info = counting_suspension(&self.suspended, info)
             .await
-            .map_err(|e| classify(e, &self.config))?;
+            .map_err(|e| self.fault(e))?;
         Ok(GameInfo {
             name: info.name,
             version: info.version,
@@ -444,9 +525,9 @@ impl Instance {
         let result = self
             .guest
             .hoard_plugin_game()
-            .call_create(&mut self.store, &session, config)
-            .await;
-        settle(result, &self.config)
+            .call_create(&mut self.store, &session, config);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result)
     }
 
     pub async fn join(&mut self, state: &[u8], player: &str) -> Result<Vec<u8>, CallError> {
@@ -454,9 +535,9 @@ impl Instance {
         let result = self
             .guest
             .hoard_plugin_game()
-            .call_join(&mut self.store, state, player)
-            .await;
-        settle(result, &self.config)
+            .call_join(&mut self.store, state, player);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result)
     }
 
     pub async fn act(
@@ -466,12 +547,12 @@ impl Instance {
         action: &str,
     ) -> Result<Turn, CallError> {
         self.arm();
-        let result = self
-            .guest
-            .hoard_plugin_game()
-            .call_act(&mut self.store, state, player, action)
-            .await;
-        settle(result, &self.config).map(|turn| Turn {
+        let result =
+            self.guest
+                .hoard_plugin_game()
+                .call_act(&mut self.store, state, player, action);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result).map(|turn| Turn {
             state: turn.state,
             outcome: turn.outcome,
         })
@@ -482,9 +563,9 @@ impl Instance {
         let result = self
             .guest
             .hoard_plugin_game()
-            .call_view(&mut self.store, state, player)
-            .await;
-        settle(result, &self.config)
+            .call_view(&mut self.store, state, player);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result)
     }
 }
 
@@ -495,15 +576,23 @@ fn deadline_ticks(config: &WasmConfig) -> u64 {
         .max(1)
 }
 
-fn settle<T>(
-    result: wasmtime::Result<Result<T, game::GameError>>,
-    config: &WasmConfig,
-) -> Result<T, CallError> {
-    match result {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(refusal)) => Err(CallError::Refused(refusal_from_wit(refusal))),
-        Err(error) => Err(CallError::Fault(classify(error, config))),
-    }
+/// Polls a plugin call, adding the time it spends suspended (a host
+/// function waiting on storage) to `suspended`.
+async fn counting_suspension<F: Future>(suspended: &AtomicU64, call: F) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    let mut since: Option<Instant> = None;
+    std::future::poll_fn(|cx| {
+        if let Some(since) = since.take() {
+            let waited = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            suspended.fetch_add(waited, Ordering::Relaxed);
+        }
+        let poll = call.as_mut().poll(cx);
+        if poll.is_pending() {
+            since = Some(Instant::now());
+        }
+        poll
+    })
+    .await
 }
 
 fn refusal_from_wit(error: game::GameError) -> Refusal {
