@@ -452,62 +452,61 @@ impl Direct {
     }
 
     async fn run(&mut self, op: DirectOp) {
-        let redis_cmd = match op {
-            DirectOp::Get => Some(redis::cmd("GET").arg(self.key("v", "k")).clone()),
-            DirectOp::Set => Some(redis::cmd("SET").arg(self.key("v", "k")).arg("v").clone()),
-            DirectOp::Incr => Some(redis::cmd("INCRBY").arg(self.key("v", "n")).arg(1).clone()),
-            DirectOp::LeaderboardAdd => Some(
-                redis::cmd("ZADD")
-                    .arg(self.key("b", "b"))
-                    .arg(-3.0)
-                    .arg("m")
-                    .clone(),
-            ),
-            _ => None,
+        let command = match op {
+            DirectOp::Get => redis::cmd("GET").arg(self.key("v", "k")).clone(),
+            DirectOp::Set => redis::cmd("SET").arg(self.key("v", "k")).arg("v").clone(),
+            DirectOp::Incr => redis::cmd("INCRBY").arg(self.key("v", "n")).arg(1).clone(),
+            DirectOp::LeaderboardAdd => redis::cmd("ZADD")
+                .arg(self.key("b", "b"))
+                .arg(-3.0)
+                .arg("m")
+                .clone(),
+            DirectOp::ColdGet => return self.cold_get().await,
+            DirectOp::ColdPut => return self.cold_put().await,
+            DirectOp::ColdTransaction => return self.cold_transaction().await,
         };
-        if let Some(cmd) = redis_cmd {
-            let reply: redis::Value = cmd.query_async(&mut self.redis).await.expect("redis");
-            std::hint::black_box(reply);
-            return;
-        }
-        match op {
-            DirectOp::ColdGet => {
-                let row = sqlx::query(
-                    "SELECT key, version, body FROM records WHERE namespace = $1 AND collection = $2 AND key = $3",
-                )
+        let reply: redis::Value = command.query_async(&mut self.redis).await.expect("redis");
+        std::hint::black_box(reply);
+    }
+
+    async fn cold_get(&self) {
+        let row = sqlx::query(
+            "SELECT key, version, body FROM records WHERE namespace = $1 AND collection = $2 AND key = $3",
+        )
+        .bind("probe")
+        .bind(&b"c"[..])
+        .bind(&b"k"[..])
+        .fetch_optional(&self.pg)
+        .await
+        .expect("select");
+        std::hint::black_box(row);
+    }
+
+    async fn cold_put(&self) {
+        sqlx::query(Self::UPSERT)
+            .bind("probe")
+            .bind(&b"c"[..])
+            .bind(&b"k"[..])
+            .bind(r#"{"n":1}"#)
+            .fetch_one(&self.pg)
+            .await
+            .expect("upsert");
+    }
+
+    /// Three upserts in one transaction, as the probe's `cold-transact`.
+    async fn cold_transaction(&self) {
+        let mut tx = self.pg.begin().await.expect("begin");
+        for i in 0..3 {
+            sqlx::query(Self::UPSERT)
                 .bind("probe")
                 .bind(&b"c"[..])
-                .bind(&b"k"[..])
-                .fetch_optional(&self.pg)
+                .bind(format!("t-{i}").into_bytes())
+                .bind(r#"{"n":1}"#)
+                .fetch_one(&mut *tx)
                 .await
-                .expect("select");
-                std::hint::black_box(row);
-            }
-            DirectOp::ColdPut => {
-                sqlx::query(Self::UPSERT)
-                    .bind("probe")
-                    .bind(&b"c"[..])
-                    .bind(&b"k"[..])
-                    .bind(r#"{"n":1}"#)
-                    .fetch_one(&self.pg)
-                    .await
-                    .expect("upsert");
-            }
-            _ => {
-                let mut tx = self.pg.begin().await.expect("begin");
-                for i in 0..3 {
-                    sqlx::query(Self::UPSERT)
-                        .bind("probe")
-                        .bind(&b"c"[..])
-                        .bind(format!("t-{i}").into_bytes())
-                        .bind(r#"{"n":1}"#)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .expect("upsert");
-                }
-                tx.commit().await.expect("commit");
-            }
+                .expect("upsert");
         }
+        tx.commit().await.expect("commit");
     }
 }
 
