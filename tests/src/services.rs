@@ -214,16 +214,7 @@ impl RedisServer {
     pub async fn start() -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
-        let server = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): install Redis 7 (`apt-get install redis-server`)")
-            });
+        let server = spawn_redis_server(port, dir.path(), &[]);
         let address = format!("127.0.0.1:{port}");
         wait_for_redis(&address).await;
         RedisServer {
@@ -261,7 +252,7 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.resume();
+        // SIGKILL ends a paused server too.
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
@@ -282,14 +273,16 @@ impl RedisCluster {
         for port in &ports {
             let node_dir = dir.path().join(port.to_string());
             std::fs::create_dir_all(&node_dir).expect("node dir");
-            let server = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): install Redis 7 (`apt-get install redis-server`)"));
+            let server = spawn_redis_server(
+                *port,
+                &node_dir,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ],
+            );
             servers.push(server);
         }
         let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
@@ -359,6 +352,24 @@ pub async fn redis_cluster_storage() -> (Storage, (RedisCluster, tempfile::TempD
         },
         (cluster, dir),
     )
+}
+
+/// Starts `redis-server` on `port` with no persistence, its files in `dir`,
+/// plus `extra` arguments.
+fn spawn_redis_server(port: u16, dir: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): install Redis 7 (`apt-get install redis-server`)"
+            )
+        })
 }
 
 pub fn free_port() -> u16 {
