@@ -215,6 +215,12 @@ impl Config {
                 reason: "hot = \"redis-cluster\" needs at least one seed node".into(),
             });
         }
+        if self.storage.redis.key_prefix.contains(['{', '}']) {
+            return Err(ConfigError::Key {
+                key: "storage.redis.key_prefix",
+                reason: "may not contain `{` or `}`: the host opens a hash tag after it".into(),
+            });
+        }
         positive(
             "storage.postgres.pool_max",
             u64::from(self.storage.postgres.pool_max),
@@ -273,6 +279,10 @@ mod tests {
             (
                 "[wasm]\ncall_timeout_ms = 500\ncall_wall_timeout_ms = 100\n",
                 "wasm.call_wall_timeout_ms",
+            ),
+            (
+                "[storage.redis]\nkey_prefix = \"game{1}\"\n",
+                "storage.redis.key_prefix",
             ),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {

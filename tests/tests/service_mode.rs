@@ -44,7 +44,7 @@ async fn hokm_full_games_in_service_mode() {
         assert!(outcome["winners"].is_array());
     }
     // Straight from Redis: the leaderboard is a sorted set.
-    let key = format!("{}:hokm:b:wins", keys.config.key_prefix);
+    let key = format!("{}:{{hokm:b:wins}}", keys.config.key_prefix);
     let kind = Command::new("redis-cli")
         .args(["-u", &keys.config.url, "type", &key])
         .output()
@@ -68,7 +68,7 @@ async fn hokm_full_games_in_service_mode() {
             &keys.config.url,
             "--scan",
             "--pattern",
-            &format!("{}:_hoard:v:session:*", keys.config.key_prefix),
+            &format!("{}:{{_hoard:v:session:*", keys.config.key_prefix),
         ])
         .output()
         .unwrap();

@@ -438,8 +438,8 @@ enum DirectOp {
 struct Direct {
     redis: redis::aio::ConnectionManager,
     pg: sqlx::PgPool,
-    /// The host's key prefix and the probe's namespace, so both sides touch
-    /// the same keys.
+    /// The host's key prefix: both sides touch the same keys, laid out as
+    /// the host lays them out.
     key_prefix: String,
 }
 
@@ -448,7 +448,7 @@ impl Direct {
         ON CONFLICT (namespace, collection, key) DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now() RETURNING version";
 
     fn key(&self, kind: &str, name: &str) -> String {
-        format!("{}:{kind}:{name}", self.key_prefix)
+        format!("{}:{{probe:{kind}:{name}}}", self.key_prefix)
     }
 
     async fn run(&mut self, op: DirectOp) {
@@ -585,7 +585,7 @@ async fn service_overhead(iterations: usize) {
     let mut direct = Direct {
         redis: direct_redis,
         pg: direct_pg,
-        key_prefix: format!("{}:probe", redis_config.key_prefix),
+        key_prefix: redis_config.key_prefix.clone(),
     };
 
     // What the host costs on its own: the same plugin call with no storage.

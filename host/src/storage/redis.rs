@@ -4,12 +4,18 @@
 //! reconnects in the background) and a Redis Cluster (through the `redis`
 //! crate's cluster client): both are `ConnectionLike`.
 //!
-//! Key layout: `<prefix>:<namespace>:<kind>:<name>` with kind `v` (values),
-//! `h` (hashes), `b` (leaderboards), `c` (publish channels). Keys are binary
-//! safe, so guest names need no escaping. Every hot call touches exactly one
-//! key, so whatever a call does atomically happens on one hash slot, in a
-//! cluster too; the host adds no hash tag, so a plugin's keys spread over
-//! the whole cluster.
+//! Key layout: `<prefix>:{<namespace>:<kind>:<name>}` with kind `v`
+//! (values), `h` (hashes), `b` (leaderboards), `c` (publish channels). Keys
+//! are binary safe, so guest names need no escaping.
+//!
+//! The braces are a Redis Cluster hash tag, opened by the host: the slot is
+//! chosen by what follows the first `{`, so the tag always begins with the
+//! namespace and kind, and a guest's `{x}` cannot replace it (a `}` in a
+//! name can only end it early). Any key the host derives by appending to a
+//! key, such as a marker written in the same script as the write it
+//! records, lands on that key's slot. Every hot call touches one key today,
+//! so whatever a call does atomically happens on one slot. Tags are per key,
+//! not per plugin, so a plugin's keys spread over the whole cluster.
 //!
 //! Leaderboards store the negated score, so Redis's natural order (score
 //! ascending, then member ascending) reads best first with ties by member
@@ -31,6 +37,7 @@ pub struct RedisConfig {
     /// Seed nodes, for `hot = "redis-cluster"`.
     pub cluster_nodes: Vec<String>,
     /// Starts every key, so several hosts (or tests) can share one Redis.
+    /// No `{` or `}`: the host opens each key's hash tag after it.
     pub key_prefix: String,
     /// Longest wait to connect.
     pub connect_timeout_ms: u64,
@@ -156,16 +163,7 @@ return tostring(new)
 
 impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
     fn key(&self, ns: &Namespace, kind: &str, name: &str) -> Vec<u8> {
-        let mut key =
-            Vec::with_capacity(self.key_prefix.len() + ns.as_str().len() + name.len() + 5);
-        key.extend_from_slice(self.key_prefix.as_bytes());
-        key.push(b':');
-        key.extend_from_slice(ns.as_str().as_bytes());
-        key.push(b':');
-        key.extend_from_slice(kind.as_bytes());
-        key.push(b':');
-        key.extend_from_slice(name.as_bytes());
-        key
+        key(&self.key_prefix, ns, kind, name)
     }
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
@@ -183,6 +181,20 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
             })
             .collect()
     }
+}
+
+/// `<prefix>:{<namespace>:<kind>:<name>}`; see the module docs for the tag.
+fn key(prefix: &str, ns: &Namespace, kind: &str, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + ns.as_str().len() + name.len() + 6);
+    key.extend_from_slice(prefix.as_bytes());
+    key.extend_from_slice(b":{");
+    key.extend_from_slice(ns.as_str().as_bytes());
+    key.push(b':');
+    key.extend_from_slice(kind.as_bytes());
+    key.push(b':');
+    key.extend_from_slice(name.as_bytes());
+    key.push(b'}');
+    key
 }
 
 /// Maps Redis errors onto the guest's error: a refused command (not an
@@ -335,5 +347,36 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> HotStore for RedisStore<
 
     async fn ping(&self) -> Result<()> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::cluster_routing::Slot;
+
+    fn slot(key: &[u8]) -> Slot {
+        Slot::for_key(key)
+    }
+
+    #[test]
+    fn the_host_picks_each_keys_hash_slot() {
+        let ns = Namespace::plugin("probe").unwrap();
+        let names = ["k", "{x}", "a{x}", "}", "}{", "{", "*:'\0", "ключ"];
+        for name in names {
+            let key = key("hoard", &ns, "v", name);
+            // A key derived by appending lands on the same slot, braces in
+            // the guest's name or not.
+            let mut derived = key.clone();
+            derived.extend_from_slice(b":op:{7}");
+            assert_eq!(slot(&key), slot(&derived), "{name:?}");
+        }
+        // Were the guest's braces the tag, both would hash "x" alone.
+        let (a, b) = (
+            key("hoard", &ns, "v", "a{x}"),
+            key("hoard", &ns, "v", "b{x}"),
+        );
+        assert_eq!(&a[..7], b"hoard:{");
+        assert_ne!(slot(&a), slot(&b));
     }
 }
