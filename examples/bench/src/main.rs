@@ -510,39 +510,38 @@ impl Direct {
     }
 }
 
+/// The median of samples in any order.
+fn p50(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    percentile(&sorted, 0.5)
+}
+
 /// One operation's samples in (d): every round's, and each round's ratio.
 #[derive(Default)]
 struct Tally {
-    direct: Samples,
-    host: Samples,
+    direct: Vec<Duration>,
+    host: Vec<Duration>,
     ratios: Vec<f64>,
 }
 
 impl Tally {
     fn add(&mut self, direct: Vec<Duration>, host: Vec<Duration>) {
-        let (direct, host) = (Samples(direct), Samples(host));
         self.ratios
-            .push(host.p50().as_secs_f64() / direct.p50().as_secs_f64());
-        self.direct.0.extend(direct.0);
-        self.host.0.extend(host.0);
+            .push(p50(&host).as_secs_f64() / p50(&direct).as_secs_f64());
+        self.direct.extend(direct);
+        self.host.extend(host);
     }
 
     /// The median round's ratio, then the lowest and highest.
-    fn ratio(&mut self) -> (f64, f64, f64) {
-        self.ratios.sort_by(f64::total_cmp);
-        let r = &self.ratios;
-        (r[r.len() / 2], r[0], r[r.len() - 1])
-    }
-}
-
-#[derive(Default)]
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn p50(&self) -> Duration {
-        let mut sorted = self.0.clone();
-        sorted.sort();
-        percentile(&sorted, 0.5)
+    fn ratio(&self) -> (f64, f64, f64) {
+        let mut ratios = self.ratios.clone();
+        ratios.sort_by(f64::total_cmp);
+        (
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1],
+        )
     }
 }
 
@@ -723,8 +722,8 @@ async fn service_overhead(iterations: usize) {
         "  {:<22} {:>14} {:>14} {:>8} {:>14} {:>8}",
         "operation", "direct p50 us", "host p50 us", "ratio", "rounds", "target"
     );
-    for ((name, _, _, target), tally) in operations.iter().zip(&mut tallies) {
-        let (direct, host) = (tally.direct.p50(), tally.host.p50());
+    for ((name, _, _, target), tally) in operations.iter().zip(&tallies) {
+        let (direct, host) = (p50(&tally.direct), p50(&tally.host));
         let (ratio, low, high) = tally.ratio();
         println!(
             "  {name:<22} {:>14.1} {:>14.1} {:>7.2}x {:>14} {:>7} {}",

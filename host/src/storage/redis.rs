@@ -355,10 +355,6 @@ mod tests {
     use super::*;
     use redis::cluster_routing::Slot;
 
-    fn slot(key: &[u8]) -> Slot {
-        Slot::for_key(key)
-    }
-
     #[test]
     fn the_host_picks_each_keys_hash_slot() {
         let ns = Namespace::plugin("probe").unwrap();
@@ -369,7 +365,7 @@ mod tests {
             // the guest's name or not.
             let mut derived = key.clone();
             derived.extend_from_slice(b":op:{7}");
-            assert_eq!(slot(&key), slot(&derived), "{name:?}");
+            assert_eq!(Slot::for_key(&key), Slot::for_key(&derived), "{name:?}");
         }
         // Were the guest's braces the tag, both would hash "x" alone.
         let (a, b) = (
@@ -377,6 +373,6 @@ mod tests {
             key("hoard", &ns, "v", "b{x}"),
         );
         assert_eq!(&a[..7], b"hoard:{");
-        assert_ne!(slot(&a), slot(&b));
+        assert_ne!(Slot::for_key(&a), Slot::for_key(&b));
     }
 }
