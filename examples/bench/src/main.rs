@@ -634,10 +634,9 @@ async fn service_overhead(iterations: usize) {
         std::hint::black_box(turn);
         bare.push(started.elapsed());
     }
-    bare.sort();
     println!(
         "  a plugin call with no storage (the host's own part): p50 {:.1} us",
-        micros(percentile(&bare, 0.5))
+        micros(p50(&bare))
     );
     let operations: [(&str, DirectOp, &str, f64); 7] = [
         (
