@@ -8,9 +8,10 @@
 //!     and 256 concurrent sessions, every action durably stored;
 //! (c) durable offline writes per second and ack p99 at 1 and 64 writers,
 //!     beside sled's own unflushed insert rate;
-//! (d) service mode: each hot and cold operation through the host (a plugin
-//!     calling WIT, the host function, the backend) against the same command
-//!     sent straight from Rust to Redis or PostgreSQL.
+//! (d) service mode: each hot and cold storage call as a plugin sees it
+//!     (timed inside the plugin around the WIT call: the host function and
+//!     the backend) against the same command sent straight from Rust to
+//!     Redis or PostgreSQL; and the whole plugin action around it.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run).
@@ -517,20 +518,19 @@ fn p50(samples: &[Duration]) -> Duration {
     percentile(&sorted, 0.5)
 }
 
-/// One operation's samples in (d): every round's, and each round's ratio.
+/// One side's samples in (d) against the direct baseline: every round's,
+/// and each round's ratio of p50s.
 #[derive(Default)]
 struct Tally {
-    direct: Vec<Duration>,
-    host: Vec<Duration>,
+    samples: Vec<Duration>,
     ratios: Vec<f64>,
 }
 
 impl Tally {
-    fn add(&mut self, direct: Vec<Duration>, host: Vec<Duration>) {
+    fn add(&mut self, samples: Vec<Duration>, baseline: Duration) {
         self.ratios
-            .push(p50(&host).as_secs_f64() / p50(&direct).as_secs_f64());
-        self.direct.extend(direct);
-        self.host.extend(host);
+            .push(p50(&samples).as_secs_f64() / baseline.as_secs_f64());
+        self.samples.extend(samples);
     }
 
     /// The median round's ratio, then the lowest and highest.
@@ -545,13 +545,25 @@ impl Tally {
     }
 }
 
+/// How long the probe's storage call took, as the probe timed it inside
+/// the plugin (`"timed": true` puts it in the state's `last`).
+fn call_time(state: &[u8]) -> Duration {
+    let state: serde_json::Value = serde_json::from_slice(state).expect("the probe's state");
+    let last = &state["last"];
+    assert!(
+        last["result"].get("error").is_none(),
+        "the call failed: {last}"
+    );
+    Duration::from_nanos(last["ns"].as_u64().expect("a timed call"))
+}
+
 /// (d) The host's cost over a direct Redis or Postgres round trip.
 async fn service_overhead(iterations: usize) {
     use hoard::storage::postgres::{PostgresConfig, PostgresStore};
     use hoard::storage::redis::{RedisConfig, SingleRedis};
     use sqlx::Connection;
     println!(
-        "\n(d) service mode: one client, each operation through the host against the same command straight to the server"
+        "\n(d) service mode: one client; each storage call as the plugin sees it, against the same command straight to the server"
     );
     let redis_config = RedisConfig {
         key_prefix: format!("hoard-bench-{:x}", rand::random::<u32>()),
@@ -642,43 +654,43 @@ async fn service_overhead(iterations: usize) {
         (
             "hot get",
             DirectOp::Get,
-            r#"{"do":"hot-get","key":"k"}"#,
+            r#"{"do":"hot-get","timed":true,"key":"k"}"#,
             1.3,
         ),
         (
             "hot set",
             DirectOp::Set,
-            r#"{"do":"hot-set","key":"k","value":"v"}"#,
+            r#"{"do":"hot-set","timed":true,"key":"k","value":"v"}"#,
             1.3,
         ),
         (
             "hot incr",
             DirectOp::Incr,
-            r#"{"do":"hot-incr","key":"n"}"#,
+            r#"{"do":"hot-incr","timed":true,"key":"n"}"#,
             1.3,
         ),
         (
             "hot leaderboard add",
             DirectOp::LeaderboardAdd,
-            r#"{"do":"board-set","key":"b","member":"m","score":3}"#,
+            r#"{"do":"board-set","timed":true,"key":"b","member":"m","score":3}"#,
             1.3,
         ),
         (
             "cold get",
             DirectOp::ColdGet,
-            r#"{"do":"cold-get","collection":"c","key":"k"}"#,
+            r#"{"do":"cold-get","timed":true,"collection":"c","key":"k"}"#,
             1.2,
         ),
         (
             "cold put",
             DirectOp::ColdPut,
-            r#"{"do":"cold-put","collection":"c","key":"k","body":"{\"n\":1}"}"#,
+            r#"{"do":"cold-put","timed":true,"collection":"c","key":"k","body":"{\"n\":1}"}"#,
             1.2,
         ),
         (
             "cold transaction (3)",
             DirectOp::ColdTransaction,
-            r#"{"do":"cold-transact","collection":"c","key":"t","body":"{\"n\":1}"}"#,
+            r#"{"do":"cold-transact","timed":true,"collection":"c","key":"t","body":"{\"n\":1}"}"#,
             1.2,
         ),
     ];
@@ -688,13 +700,24 @@ async fn service_overhead(iterations: usize) {
     // host's few microseconds if the two are timed apart. The machine also
     // drifts over seconds, so the operations take turns in rounds and each
     // is judged by its median round; the spread says how noisy the run was.
+    //
+    // The target is judged on the storage call as the plugin sees it: the
+    // WIT call, the host function and the backend, timed inside the probe.
+    // The whole action around it (calling into the plugin, its arguments
+    // and its returned state) is printed beside it: that cost is paid once
+    // per action however many storage calls the action makes, and is the
+    // bare call above.
     const ROUNDS: usize = 5;
     let per_round = (iterations / ROUNDS).max(1);
-    let mut tallies: Vec<Tally> = operations.iter().map(|_| Tally::default()).collect();
+    let mut tallies: Vec<(Vec<Duration>, Tally, Tally)> =
+        operations.iter().map(|_| Default::default()).collect();
     for round in 0..=ROUNDS {
-        for ((_, op, action, _), tally) in operations.iter().zip(&mut tallies) {
-            let (mut direct_times, mut host_times) =
-                (Vec::with_capacity(per_round), Vec::with_capacity(per_round));
+        for ((_, op, action, _), (direct_all, calls, actions)) in
+            operations.iter().zip(&mut tallies)
+        {
+            let mut direct_times = Vec::with_capacity(per_round);
+            let mut call_times = Vec::with_capacity(per_round);
+            let mut action_times = Vec::with_capacity(per_round);
             for i in 0..per_round {
                 for host_side in [i % 2 == 0, i % 2 == 1] {
                     let started = Instant::now();
@@ -703,8 +726,8 @@ async fn service_overhead(iterations: usize) {
                             .act(&state, "p", action)
                             .await
                             .expect("the probe acts");
-                        std::hint::black_box(turn);
-                        host_times.push(started.elapsed());
+                        action_times.push(started.elapsed());
+                        call_times.push(call_time(&turn.state));
                     } else {
                         direct.run(*op).await;
                         direct_times.push(started.elapsed());
@@ -713,25 +736,29 @@ async fn service_overhead(iterations: usize) {
             }
             // Round 0 warms connections, statement caches and the plugin.
             if round > 0 {
-                tally.add(direct_times, host_times);
+                let baseline = p50(&direct_times);
+                calls.add(call_times, baseline);
+                actions.add(action_times, baseline);
+                direct_all.extend(direct_times);
             }
         }
     }
     println!(
-        "  {:<22} {:>14} {:>14} {:>8} {:>14} {:>8}",
-        "operation", "direct p50 us", "host p50 us", "ratio", "rounds", "target"
+        "  {:<21} {:>9} {:>9} {:>7} {:>12} {:>7} {:<7} | {:>10} {:>7}",
+        "operation", "direct us", "call us", "ratio", "rounds", "target", "", "action us", "ratio"
     );
-    for ((name, _, _, target), tally) in operations.iter().zip(&tallies) {
-        let (direct, host) = (p50(&tally.direct), p50(&tally.host));
-        let (ratio, low, high) = tally.ratio();
+    for ((name, _, _, target), (direct, calls, actions)) in operations.iter().zip(&tallies) {
+        let (ratio, low, high) = calls.ratio();
         println!(
-            "  {name:<22} {:>14.1} {:>14.1} {:>7.2}x {:>14} {:>7} {}",
-            micros(direct),
-            micros(host),
+            "  {name:<21} {:>9.1} {:>9.1} {:>6.2}x {:>12} {:>7} {:<7} | {:>10.1} {:>6.2}x",
+            micros(p50(direct)),
+            micros(p50(&calls.samples)),
             ratio,
             format!("{low:.2}-{high:.2}x"),
             format!("<{target}x"),
-            if ratio < *target { "met" } else { "NOT met" }
+            if ratio < *target { "met" } else { "NOT met" },
+            micros(p50(&actions.samples)),
+            actions.ratio().0,
         );
     }
     drop(instance);

@@ -8,6 +8,7 @@ use hoard_sdk::{GameError, Info, Session, Turn, cold, hot, types};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
+use std::cell::Cell;
 
 struct Probe;
 
@@ -32,6 +33,10 @@ struct Action<'a> {
     score: Option<f64>,
     expected: Option<u64>,
     bytes: Option<u64>,
+    /// Report how long the storage call took, as the plugin saw it:
+    /// `last` becomes `{"ns": <nanoseconds or null>, "result": <result>}`.
+    #[serde(default)]
+    timed: bool,
 }
 
 const LAST: &[u8] = b",\"last\":";
@@ -78,6 +83,22 @@ fn storage_error(error: types::Error) -> Value {
 /// session's count.
 static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+thread_local! {
+    /// How long this action's storage call took, timed inside the plugin
+    /// around the call alone: what one capability costs through the host,
+    /// without the cost of calling the plugin. The host's benchmark compares
+    /// it with the same command sent straight to the server.
+    static CALL_NS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn timed<T>(call: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let result = call();
+    let ns = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    CALL_NS.set(Some(ns));
+    result
+}
+
 fn run(action: &Action) -> Result<Value, GameError> {
     let key = &action.key;
     let result = match action.op.as_ref() {
@@ -103,17 +124,18 @@ fn run(action: &Action) -> Result<Value, GameError> {
                 std::hint::black_box(&blocks);
             }
         }
-        "hot-set" => hot::set(key, action.value.as_bytes(), action.ttl_ms).map(|()| json!("ok")),
+        "hot-set" => {
+            timed(|| hot::set(key, action.value.as_bytes(), action.ttl_ms)).map(|()| json!("ok"))
+        }
         "hot-get-forever" => loop {
             // Each read waits on storage; the host's wall-time limit ends it.
             std::hint::black_box(hot::get(key).ok());
         },
-        "hot-get" => {
-            hot::get(key).map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned())))
-        }
+        "hot-get" => timed(|| hot::get(key))
+            .map(|v| json!(v.map(|b| String::from_utf8_lossy(&b).into_owned()))),
         "hot-incr" => {
             let delta = action.delta.as_ref().and_then(Number::as_i64).unwrap_or(1);
-            hot::incr(key, delta).map(|n| json!(n))
+            timed(|| hot::incr(key, delta)).map(|n| json!(n))
         }
         "board-incr" => {
             let delta = action
@@ -125,7 +147,7 @@ fn run(action: &Action) -> Result<Value, GameError> {
         }
         "board-set" => {
             let score = action.score.unwrap_or(0.0);
-            hot::leaderboard_set(key, &action.member, score).map(|()| json!("ok"))
+            timed(|| hot::leaderboard_set(key, &action.member, score)).map(|()| json!("ok"))
         }
         "cold-transact" => {
             // Puts `body` under key-0, key-1 and key-2 at once.
@@ -139,7 +161,7 @@ fn run(action: &Action) -> Result<Value, GameError> {
                     })
                 })
                 .collect();
-            cold::transact(&writes).map(|versions| json!(versions))
+            timed(|| cold::transact(&writes)).map(|versions| json!(versions))
         }
         "board-top" => hot::leaderboard_top(key, 10).map(|rows| {
             json!(
@@ -148,10 +170,9 @@ fn run(action: &Action) -> Result<Value, GameError> {
                     .collect::<Vec<_>>()
             )
         }),
-        "cold-put" => {
-            cold::put(&action.collection, key, &action.body, action.expected).map(|v| json!(v))
-        }
-        "cold-get" => cold::get(&action.collection, key)
+        "cold-put" => timed(|| cold::put(&action.collection, key, &action.body, action.expected))
+            .map(|v| json!(v)),
+        "cold-get" => timed(|| cold::get(&action.collection, key))
             .map(|r| json!(r.map(|r| json!({"version": r.version, "body": r.body})))),
         "history" => cold::read_history(key, 0, 100)
             .map(|rows| json!(rows.iter().map(|e| e.body.clone()).collect::<Vec<_>>())),
@@ -197,7 +218,12 @@ impl hoard_sdk::Game for Probe {
     fn act(state: Vec<u8>, _player: String, action: String) -> Result<Turn, GameError> {
         let action: Action = serde_json::from_str(&action)
             .map_err(|e| GameError::malformed("bad_action", e.to_string()))?;
-        let last = run(&action)?;
+        CALL_NS.set(None);
+        let mut last = run(&action)?;
+        if action.timed {
+            // `null` if the action makes no timed call.
+            last = json!({"ns": CALL_NS.get(), "result": last});
+        }
         Ok(Turn {
             state: with_last(&state, &last),
             outcome: None,
