@@ -518,29 +518,38 @@ fn p50(samples: &[Duration]) -> Duration {
     percentile(&sorted, 0.5)
 }
 
-/// One side's samples in (d) against the direct baseline: every round's,
-/// and each round's ratio of p50s.
+/// An operation's rounds in (d): each round's p50s of the direct command,
+/// the storage call as the plugin timed it, and the whole action. The
+/// machine switches between a fast and a slow phase (loopback round trips
+/// ~21 us or ~25 us), so p50s pooled over rounds of different phases do not
+/// divide into a meaningful ratio; a round's do.
 #[derive(Default)]
-struct Tally {
-    samples: Vec<Duration>,
-    ratios: Vec<f64>,
+struct Rounds(Vec<Round>);
+
+#[derive(Clone, Copy)]
+struct Round {
+    direct: Duration,
+    call: Duration,
+    action: Duration,
 }
 
-impl Tally {
-    fn add(&mut self, samples: Vec<Duration>, baseline: Duration) {
-        self.ratios
-            .push(p50(&samples).as_secs_f64() / baseline.as_secs_f64());
-        self.samples.extend(samples);
+impl Round {
+    fn ratio(&self, of: Duration) -> f64 {
+        of.as_secs_f64() / self.direct.as_secs_f64()
     }
+}
 
-    /// The median round's ratio, then the lowest and highest.
-    fn ratio(&self) -> (f64, f64, f64) {
-        let mut ratios = self.ratios.clone();
-        ratios.sort_by(f64::total_cmp);
+impl Rounds {
+    /// The round with the median call ratio, then the lowest and highest
+    /// call ratios.
+    fn median(&self) -> (Round, f64, f64) {
+        let mut rounds = self.0.clone();
+        rounds.sort_by(|a, b| a.ratio(a.call).total_cmp(&b.ratio(b.call)));
+        let (first, last) = (rounds[0], rounds[rounds.len() - 1]);
         (
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1],
+            rounds[rounds.len() / 2],
+            first.ratio(first.call),
+            last.ratio(last.call),
         )
     }
 }
@@ -709,12 +718,9 @@ async fn service_overhead(iterations: usize) {
     // bare call above.
     const ROUNDS: usize = 5;
     let per_round = (iterations / ROUNDS).max(1);
-    let mut tallies: Vec<(Vec<Duration>, Tally, Tally)> =
-        operations.iter().map(|_| Default::default()).collect();
+    let mut tallies: Vec<Rounds> = operations.iter().map(|_| Rounds::default()).collect();
     for round in 0..=ROUNDS {
-        for ((_, op, action, _), (direct_all, calls, actions)) in
-            operations.iter().zip(&mut tallies)
-        {
+        for ((_, op, action, _), rounds) in operations.iter().zip(&mut tallies) {
             let mut direct_times = Vec::with_capacity(per_round);
             let mut call_times = Vec::with_capacity(per_round);
             let mut action_times = Vec::with_capacity(per_round);
@@ -736,29 +742,34 @@ async fn service_overhead(iterations: usize) {
             }
             // Round 0 warms connections, statement caches and the plugin.
             if round > 0 {
-                let baseline = p50(&direct_times);
-                calls.add(call_times, baseline);
-                actions.add(action_times, baseline);
-                direct_all.extend(direct_times);
+                rounds.0.push(Round {
+                    direct: p50(&direct_times),
+                    call: p50(&call_times),
+                    action: p50(&action_times),
+                });
             }
         }
     }
     println!(
+        "  p50s of each operation's median round of {ROUNDS} by call ratio; every round's call ratio under \"rounds\""
+    );
+    println!(
         "  {:<21} {:>9} {:>9} {:>7} {:>12} {:>7} {:<7} | {:>10} {:>7}",
         "operation", "direct us", "call us", "ratio", "rounds", "target", "", "action us", "ratio"
     );
-    for ((name, _, _, target), (direct, calls, actions)) in operations.iter().zip(&tallies) {
-        let (ratio, low, high) = calls.ratio();
+    for ((name, _, _, target), rounds) in operations.iter().zip(&tallies) {
+        let (median, low, high) = rounds.median();
+        let ratio = median.ratio(median.call);
         println!(
             "  {name:<21} {:>9.1} {:>9.1} {:>6.2}x {:>12} {:>7} {:<7} | {:>10.1} {:>6.2}x",
-            micros(p50(direct)),
-            micros(p50(&calls.samples)),
+            micros(median.direct),
+            micros(median.call),
             ratio,
             format!("{low:.2}-{high:.2}x"),
             format!("<{target}x"),
             if ratio < *target { "met" } else { "NOT met" },
-            micros(p50(&actions.samples)),
-            actions.ratio().0,
+            micros(median.action),
+            median.ratio(median.action),
         );
     }
     drop(instance);
