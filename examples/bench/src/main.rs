@@ -534,8 +534,12 @@ struct Round {
 }
 
 impl Round {
-    fn ratio(&self, of: Duration) -> f64 {
-        of.as_secs_f64() / self.direct.as_secs_f64()
+    fn call_ratio(&self) -> f64 {
+        self.call.as_secs_f64() / self.direct.as_secs_f64()
+    }
+
+    fn action_ratio(&self) -> f64 {
+        self.action.as_secs_f64() / self.direct.as_secs_f64()
     }
 }
 
@@ -544,12 +548,11 @@ impl Rounds {
     /// call ratios.
     fn median(&self) -> (Round, f64, f64) {
         let mut rounds = self.0.clone();
-        rounds.sort_by(|a, b| a.ratio(a.call).total_cmp(&b.ratio(b.call)));
-        let (first, last) = (rounds[0], rounds[rounds.len() - 1]);
+        rounds.sort_by(|a, b| a.call_ratio().total_cmp(&b.call_ratio()));
         (
             rounds[rounds.len() / 2],
-            first.ratio(first.call),
-            last.ratio(last.call),
+            rounds[0].call_ratio(),
+            rounds[rounds.len() - 1].call_ratio(),
         )
     }
 }
@@ -759,7 +762,7 @@ async fn service_overhead(iterations: usize) {
     );
     for ((name, _, _, target), rounds) in operations.iter().zip(&tallies) {
         let (median, low, high) = rounds.median();
-        let ratio = median.ratio(median.call);
+        let ratio = median.call_ratio();
         println!(
             "  {name:<21} {:>9.1} {:>9.1} {:>6.2}x {:>12} {:>7} {:<7} | {:>10.1} {:>6.2}x",
             micros(median.direct),
@@ -769,7 +772,7 @@ async fn service_overhead(iterations: usize) {
             format!("<{target}x"),
             if ratio < *target { "met" } else { "NOT met" },
             micros(median.action),
-            median.ratio(median.action),
+            median.action_ratio(),
         );
     }
     drop(instance);
