@@ -166,7 +166,8 @@ pub struct InstanceData {
     /// a plugin can never name another plugin's data.
     namespace: Namespace,
     storage: Storage,
-    /// A context that grants nothing: no files, sockets, env or args.
+    /// WASI's empty context: clocks and random numbers, and no files,
+    /// sockets, env or args.
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
