@@ -439,17 +439,18 @@ enum DirectOp {
 struct Direct {
     redis: redis::aio::ConnectionManager,
     pg: sqlx::PgPool,
-    /// The host's key prefix: both sides touch the same keys, laid out as
-    /// the host lays them out.
+    /// The host's key prefix and the probe's namespace: both sides touch
+    /// the same keys, laid out by the host's own function.
     key_prefix: String,
+    ns: Namespace,
 }
 
 impl Direct {
     const UPSERT: &str = "INSERT INTO records (namespace, collection, key, version, body) VALUES ($1, $2, $3, 1, $4) \
         ON CONFLICT (namespace, collection, key) DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now() RETURNING version";
 
-    fn key(&self, kind: &str, name: &str) -> String {
-        format!("{}:{{probe:{kind}:{name}}}", self.key_prefix)
+    fn key(&self, kind: &str, name: &str) -> Vec<u8> {
+        hoard::storage::redis::key(&self.key_prefix, &self.ns, kind, name)
     }
 
     async fn run(&mut self, op: DirectOp) {
@@ -645,6 +646,7 @@ async fn service_overhead(iterations: usize) {
         redis: direct_redis,
         pg: direct_pg,
         key_prefix: redis_config.key_prefix.clone(),
+        ns: Namespace::plugin("probe").expect("name"),
     };
 
     // What the host costs on its own: the same plugin call with no storage.

@@ -184,7 +184,9 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
 }
 
 /// `<prefix>:{<namespace>:<kind>:<name>}`; see the module docs for the tag.
-fn key(prefix: &str, ns: &Namespace, kind: &str, name: &str) -> Vec<u8> {
+/// Public so that a client beside the host (the benchmark's baseline) can
+/// touch the host's keys without spelling the layout again.
+pub fn key(prefix: &str, ns: &Namespace, kind: &str, name: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + ns.as_str().len() + name.len() + 6);
     key.extend_from_slice(prefix.as_bytes());
     key.extend_from_slice(b":{");
