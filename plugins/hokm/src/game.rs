@@ -7,6 +7,7 @@
 use crate::cards::{Card, Hand, Suit, shuffled_deck};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 pub const SEATS: usize = 4;
 /// Tricks a side needs to win a hand.
@@ -81,16 +82,52 @@ pub struct Game {
 /// What a player sends: `{"type": "trump", "suit": "H"}` (the Hakem names
 /// trump) or `{"type": "play", "card": "QS"}`. Parsed as one flat record:
 /// serde's tagged enums buffer the whole document first, which costs more
-/// than the rest of an action.
+/// than the rest of an action. Strings borrow from the action text when they
+/// can and are copied only when JSON escapes them (`"\u0048"`), so every
+/// valid spelling of an action is accepted.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Action<'a> {
     #[serde(rename = "type", borrow)]
-    pub kind: &'a str,
+    pub kind: Cow<'a, str>,
     #[serde(default, borrow)]
-    pub suit: Option<&'a str>,
+    pub suit: Option<Text<'a>>,
     #[serde(default, borrow)]
-    pub card: Option<&'a str>,
+    pub card: Option<Text<'a>>,
+}
+
+/// A JSON string, borrowed from the document unless escapes force a copy.
+/// serde borrows a bare `Cow<str>` field this way, but not one inside an
+/// `Option`, which it always copies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E>(self, text: String) -> Result<Text<'a>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// An action after parsing: what the rules act on.
@@ -104,7 +141,11 @@ impl Action<'_> {
     /// Checks the action's shape and names, whatever the game's phase.
     pub fn resolve(&self) -> Result<Move, Refusal> {
         let malformed = |message: &str| Refusal::Malformed("bad_action", message.to_owned());
-        match (self.kind, self.suit, self.card) {
+        let (suit, card) = (
+            self.suit.as_ref().map(Text::as_str),
+            self.card.as_ref().map(Text::as_str),
+        );
+        match (self.kind.as_ref(), suit, card) {
             ("trump", Some(suit), None) => Suit::parse(suit).map(Move::Trump).ok_or_else(|| {
                 Refusal::Malformed(
                     "bad_suit",
@@ -455,19 +496,26 @@ impl Game {
     }
 }
 
-/// The highest trump wins; without a trump, the highest card of the suit led.
+/// Rule 6: the highest trump wins; without a trump, the highest card of the
+/// suit led. A discard (neither trump nor the suit led) never wins, so the
+/// card led wins whenever nobody follows or trumps, even a two.
 pub fn trick_winner(trick: &[(u8, Card)], trump: Suit) -> u8 {
     let led = trick[0].1.suit();
+    // Discards rank below everything; the led card itself is never a
+    // discard, so it is always a candidate.
     let strength = |card: Card| match card.suit() {
-        s if s == trump => 100 + card.rank(),
-        s if s == led => card.rank(),
-        _ => 0,
+        s if s == trump => Some((1, card.rank())),
+        s if s == led => Some((0, card.rank())),
+        _ => None,
     };
-    trick
-        .iter()
-        .max_by_key(|(_, card)| strength(*card))
-        .map(|(seat, _)| *seat)
-        .expect("a trick has cards")
+    let (mut winner, mut best) = (trick[0].0, strength(trick[0].1));
+    for &(seat, card) in &trick[1..] {
+        let candidate = strength(card);
+        if candidate > best {
+            (winner, best) = (seat, candidate);
+        }
+    }
+    winner
 }
 
 #[cfg(test)]
@@ -486,11 +534,16 @@ mod tests {
         game
     }
 
+    /// A trick of four plays starting at seat `leader`.
+    fn trick_from(leader: u8, cards: [&str; 4]) -> Vec<(u8, Card)> {
+        (0..4)
+            .map(|i| ((leader + i as u8) % 4, card(cards[i])))
+            .collect()
+    }
+
     #[test]
     fn trump_beats_the_suit_led_and_off_suits_never_win() {
-        let trick = |cards: [&str; 4]| -> Vec<(u8, Card)> {
-            (0..4).map(|s| (s as u8, card(cards[s]))).collect()
-        };
+        let trick = |cards| trick_from(0, cards);
         assert_eq!(
             trick_winner(&trick(["5H", "KH", "AS", "2H"]), Suit::Clubs),
             1,
@@ -511,6 +564,86 @@ mod tests {
             0,
             "off-suit aces lose to the suit led"
         );
+    }
+
+    // Rule 6, corner by corner. Issue 12: a led two lost to discards,
+    // because a two and a discard both counted as strength 0.
+
+    #[test]
+    fn a_led_two_wins_when_nobody_follows_or_trumps() {
+        for leader in 0..4 {
+            let trick = trick_from(leader, ["2H", "AD", "KD", "8D"]);
+            assert_eq!(
+                trick_winner(&trick, Suit::Spades),
+                leader,
+                "leader {leader}"
+            );
+        }
+        // The issue's three reproductions.
+        assert_eq!(
+            trick_winner(&trick_from(0, ["2H", "AD", "KD", "8D"]), Suit::Spades),
+            0
+        );
+        assert_eq!(
+            trick_winner(&trick_from(0, ["2D", "TC", "5C", "6C"]), Suit::Hearts),
+            0
+        );
+        assert_eq!(
+            trick_winner(&trick_from(2, ["2C", "QH", "8H", "KS"]), Suit::Diamonds),
+            2
+        );
+    }
+
+    #[test]
+    fn the_lowest_trump_beats_an_ace_of_the_suit_led() {
+        for leader in 0..4 {
+            let trick = trick_from(leader, ["AH", "KH", "2S", "QH"]);
+            assert_eq!(trick_winner(&trick, Suit::Spades), (leader + 2) % 4);
+        }
+    }
+
+    #[test]
+    fn two_trumps_compare_by_rank() {
+        let trick = trick_from(1, ["5H", "3S", "2S", "AH"]);
+        assert_eq!(trick_winner(&trick, Suit::Spades), 2, "3S over 2S");
+        let trick = trick_from(1, ["5H", "2S", "3S", "AH"]);
+        assert_eq!(trick_winner(&trick, Suit::Spades), 3, "3S over 2S, later");
+        let trick = trick_from(3, ["2S", "KS", "AS", "3S"]);
+        assert_eq!(trick_winner(&trick, Suit::Spades), 1, "trump led: the ace");
+    }
+
+    #[test]
+    fn a_discard_never_wins() {
+        // Aces of a third suit against the lowest card of the suit led.
+        let trick = trick_from(2, ["2H", "AC", "AD", "3H"]);
+        assert_eq!(
+            trick_winner(&trick, Suit::Spades),
+            1,
+            "3H, the highest heart"
+        );
+        let trick = trick_from(2, ["3H", "AC", "AD", "2H"]);
+        assert_eq!(trick_winner(&trick, Suit::Spades), 2, "3H led");
+    }
+
+    #[test]
+    fn any_json_spelling_of_an_action_is_accepted() {
+        let mut game = seated(3);
+        let hakem = game.players[game.hakem as usize].clone();
+        game.act(&hakem, r#"{"type": "trump", "suit": "\u0048"}"#)
+            .expect("an escaped suit letter");
+        assert_eq!(game.trump, Some(Suit::Hearts));
+        let lead = game.hands[game.hakem as usize].iter().next().unwrap();
+        let escaped: String = lead
+            .to_string()
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        game.act(
+            &hakem,
+            &format!(r#"{{"t\u0079pe": "pl\u0061y", "card": "{escaped}"}}"#),
+        )
+        .expect("escapes in every string");
+        assert_eq!(game.trick, vec![(game.hakem, lead)]);
     }
 
     #[test]
