@@ -2,12 +2,13 @@
 # Plays one whole game of Hokm against a running hoard with curl and jq:
 # four players, each plays the first legal card of their own hand.
 #   scripts/run-offline.sh &        # in another terminal
-#   examples/hokm-curl.sh [SEED]
+#   examples/hokm-curl.sh [SEED]    # a SEED needs sessions.client_seeds = true
 set -euo pipefail
 H=${HOARD:-http://127.0.0.1:7878}
-SEED=${1:-42}
+BODY='{}'
+if [ $# -gt 0 ]; then BODY="{\"seed\": $1}"; fi
 
-S=$(curl -sf -XPOST "$H/v1/games/hokm/sessions" -d "{\"seed\": $SEED}" | jq -r .session)
+S=$(curl -sf -XPOST "$H/v1/games/hokm/sessions" -d "$BODY" | jq -r .session)
 echo "session $S"
 declare -a TOKENS
 for seat in 0 1 2 3; do
@@ -36,4 +37,4 @@ while :; do
     curl -sf -XPOST "$H/v1/sessions/$S/actions" -H "Authorization: Bearer $token" -d "$action" >/dev/null
     actions=$((actions + 1))
 done
-curl -sf "$H/v1/sessions/$S" | jq '{actions, outcome}'
+curl -sf "$H/v1/sessions/$S" | jq '{actions, outcome, fairness}'

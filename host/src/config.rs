@@ -29,15 +29,36 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
 }
 
-/// The HTTP server.
+/// The HTTP server, and what one client may hold of it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get 413.
     pub body_bytes_max: u64,
+    /// Most bytes of a request head (request line and headers) a connection
+    /// buffers; a larger head gets 431. At least 8192.
+    pub header_bytes_max: usize,
     /// Most client connections served at once; more wait to be accepted.
     pub connections_max: usize,
+    /// Most connections one client (an IPv4 address, or an IPv6 /64) may
+    /// hold at once; more are closed as they arrive. Behind a reverse proxy
+    /// every client is the proxy: raise it to `connections_max` there.
+    pub connections_per_client_max: usize,
+    /// Longest wait for a request's headers, counted from when the
+    /// connection is ready for its next request: so also how long an idle
+    /// keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// Longest a request body may take to arrive in full; past it the
+    /// client gets 408 and the connection closes.
+    pub body_read_timeout_ms: u64,
+    /// Longest one response write may wait for the client to take bytes;
+    /// past it the connection closes.
+    pub write_timeout_ms: u64,
+    /// How often one client may create a session.
+    pub creates_per_client: RateLimit,
+    /// How often one client may join a session.
+    pub joins_per_client: RateLimit,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
 }
@@ -47,10 +68,32 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7878)),
             body_bytes_max: 64 * 1024,
+            header_bytes_max: 16 * 1024,
             connections_max: 4096,
+            connections_per_client_max: 256,
+            header_read_timeout_ms: 15_000,
+            body_read_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
+            creates_per_client: RateLimit {
+                per_minute: 60,
+                burst: 20,
+            },
+            joins_per_client: RateLimit {
+                per_minute: 240,
+                burst: 40,
+            },
             shutdown_grace_ms: 5000,
         }
     }
+}
+
+/// A rate per client: a bucket of `burst` calls that refills at
+/// `per_minute`. A call when it is empty gets 429 with `Retry-After`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_minute: u32,
+    pub burst: u32,
 }
 
 /// Which backend serves each capability.
@@ -105,22 +148,36 @@ impl Default for StorageConfig {
 pub struct SessionsConfig {
     /// A session is forgotten this long after its last change.
     pub ttl_ms: u64,
-    /// Most sessions kept in memory with a live plugin instance; beyond it the
-    /// least recently used idle one is dropped (it reloads from storage).
+    /// A session nobody has joined is forgotten this long after it was
+    /// created: an unplayed session should not cost storage for `ttl_ms`.
+    pub unjoined_ttl_ms: u64,
+    /// Most sessions kept in memory, each with its plugin instance; beyond
+    /// it the least recently used idle one is dropped (it reloads from
+    /// storage). Sessions being created count too, so creating never runs
+    /// the instance pool dry: `wasm.instances_max` must be at least
+    /// `live_max + 8` (the 8 load and check plugins).
     pub live_max: usize,
     /// Largest state a plugin may return for one session.
     pub state_bytes_max: u64,
     /// Largest action or config document a client may send.
     pub document_bytes_max: u64,
+    /// Whether the creator of a session may choose its seed
+    /// (`{"seed": n}`), for replays, tests and practice. Such a session is
+    /// not fair play (its creator can replay every shuffle) and its summary
+    /// says so. Off: the host chooses every seed, publishes a commitment to
+    /// it, and reveals it when the game ends.
+    pub client_seeds: bool,
 }
 
 impl Default for SessionsConfig {
     fn default() -> Self {
         SessionsConfig {
             ttl_ms: 7 * 24 * 3600 * 1000,
+            unjoined_ttl_ms: 10 * 60 * 1000,
             live_max: 1000,
             state_bytes_max: 1024 * 1024,
             document_bytes_max: 16 * 1024,
+            client_seeds: false,
         }
     }
 }
@@ -179,6 +236,41 @@ impl Config {
         };
         positive("server.body_bytes_max", self.server.body_bytes_max)?;
         positive("server.connections_max", self.server.connections_max as u64)?;
+        if self.server.header_bytes_max < 8192 {
+            return Err(ConfigError::Key {
+                key: "server.header_bytes_max",
+                reason: "must be at least 8192 (HTTP/1's own minimum in hyper)".into(),
+            });
+        }
+        if !(1..=self.server.connections_max).contains(&self.server.connections_per_client_max) {
+            return Err(ConfigError::Key {
+                key: "server.connections_per_client_max",
+                reason: format!(
+                    "must be 1 to server.connections_max ({})",
+                    self.server.connections_max
+                ),
+            });
+        }
+        positive(
+            "server.header_read_timeout_ms",
+            self.server.header_read_timeout_ms,
+        )?;
+        positive(
+            "server.body_read_timeout_ms",
+            self.server.body_read_timeout_ms,
+        )?;
+        positive("server.write_timeout_ms", self.server.write_timeout_ms)?;
+        for (key, limit) in [
+            ("server.creates_per_client", &self.server.creates_per_client),
+            ("server.joins_per_client", &self.server.joins_per_client),
+        ] {
+            if limit.per_minute == 0 || limit.burst == 0 {
+                return Err(ConfigError::Key {
+                    key,
+                    reason: "per_minute and burst must both be greater than 0".into(),
+                });
+            }
+        }
         positive(
             "storage.limits.key_bytes_max",
             self.storage.limits.key_bytes_max,
@@ -205,8 +297,15 @@ impl Config {
             });
         }
         positive("sessions.ttl_ms", self.sessions.ttl_ms)?;
+        if !(1..=self.sessions.ttl_ms).contains(&self.sessions.unjoined_ttl_ms) {
+            return Err(ConfigError::Key {
+                key: "sessions.unjoined_ttl_ms",
+                reason: format!("must be 1 to sessions.ttl_ms ({})", self.sessions.ttl_ms),
+            });
+        }
         positive("sessions.live_max", self.sessions.live_max as u64)?;
         positive("sessions.state_bytes_max", self.sessions.state_bytes_max)?;
+        positive("storage.sled.cache_bytes", self.storage.sled.cache_bytes)?;
         if self.storage.hot == HotBackend::RedisCluster
             && self.storage.redis.cluster_nodes.is_empty()
         {
@@ -283,6 +382,30 @@ mod tests {
             (
                 "[storage.redis]\nkey_prefix = \"game{1}\"\n",
                 "storage.redis.key_prefix",
+            ),
+            (
+                "[server]\nheader_bytes_max = 100\n",
+                "server.header_bytes_max",
+            ),
+            (
+                "[server]\nconnections_max = 10\nconnections_per_client_max = 11\n",
+                "server.connections_per_client_max",
+            ),
+            (
+                "[server]\nwrite_timeout_ms = 0\n",
+                "server.write_timeout_ms",
+            ),
+            (
+                "[server.creates_per_client]\nper_minute = 0\nburst = 1\n",
+                "server.creates_per_client",
+            ),
+            (
+                "[sessions]\nttl_ms = 1000\nunjoined_ttl_ms = 5000\n",
+                "sessions.unjoined_ttl_ms",
+            ),
+            (
+                "[storage.sled]\ncache_bytes = 0\n",
+                "storage.sled.cache_bytes",
             ),
         ];
         for (i, (text, key)) in cases.iter().enumerate() {

@@ -7,21 +7,25 @@
 //! # Layout
 //! - [`config`]: the configuration (figment: file, `HOARD_*` environment).
 //! - [`storage`]: the hot and cold capabilities as traits, writes as values,
-//!   and the backends (sled today).
+//!   and the backends (sled, Redis, PostgreSQL).
 //! - [`wasm`]: the wasmtime runtime: loading plugins, instances, host
 //!   functions.
 //! - [`session`]: game sessions: players, tokens, ordering of actions,
-//!   durable state.
-//! - [`api`]: the HTTP API; the only module that knows its JSON wire format.
+//!   durable state, seed commitments.
+//! - [`app`]: the composition root: opens the backends, loads the plugins,
+//!   wires sessions; [`run`] starts it and serves.
+//! - [`api`]: the HTTP API and its limits per connection and client; the
+//!   only module that knows its JSON wire format.
 //! - [`cli`]: the `hoard` command line.
 //!
 //! The entry point is [`run`]: tests call it on port 0.
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod session;
 pub mod storage;
 pub mod wasm;
 
-pub use api::run;
+pub use app::run;

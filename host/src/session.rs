@@ -15,15 +15,27 @@ use crate::config::SessionsConfig;
 use crate::storage::{self, HotStore, HotWrite, Namespace, Op};
 use crate::wasm::{CallError, Fault, GameInfo, Instance, Plugin, Refusal};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::OwnedMutexGuard;
 
 /// What a session keeps durably.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct SessionRecord {
     game: String,
+    /// Every random choice of the game comes from it. The host chooses it
+    /// and keeps it secret until the game ends, unless the config lets the
+    /// creator choose (then `fair` is false).
     seed: u64,
+    /// Random bytes committed with the seed, so the public commitment
+    /// cannot be reversed by trying every seed.
+    nonce: [u8; 16],
+    /// Whether the host chose the seed.
+    fair: bool,
     players: Vec<PlayerRecord>,
     /// The plugin's state, opaque to the host.
     state: Vec<u8>,
@@ -31,22 +43,56 @@ struct SessionRecord {
     outcome: Option<String>,
     /// Actions applied so far.
     actions: u64,
+    /// When the record expires, in ms since the Unix epoch: the session and
+    /// its tokens are gone then, in memory as in storage.
+    expires_at_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct PlayerRecord {
     name: String,
-    token: String,
+    /// SHA-256 of the player's bearer token: the token itself is never
+    /// stored, so a copy of the storage grants no seat.
+    token_hash: [u8; 32],
 }
 
 impl SessionRecord {
     /// The player a bearer token belongs to, compared in constant time.
     fn player_by_token(&self, token: &str) -> Option<&str> {
+        let presented = token_hash(token);
         self.players
             .iter()
-            .find(|p| constant_time_eq(p.token.as_bytes(), token.as_bytes()))
+            .find(|p| constant_time_eq(&p.token_hash, &presented))
             .map(|p| p.name.as_str())
     }
+
+    /// The public commitment to the seed: see [`commitment`].
+    fn commitment(&self) -> String {
+        commitment(self.seed, &self.nonce)
+    }
+}
+
+/// The commitment published when a session is created: the SHA-256, in
+/// hex, of the text `hoard-seed-v1:<seed in decimal>:<nonce in hex>`.
+/// Anyone can recompute it from the seed and nonce revealed at the end
+/// (`printf 'hoard-seed-v1:%s:%s' SEED NONCE | sha256sum`).
+pub fn commitment(seed: u64, nonce: &[u8; 16]) -> String {
+    hex(&Sha256::digest(format!(
+        "hoard-seed-v1:{seed}:{}",
+        hex(nonce)
+    )))
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 /// An active session in memory.
@@ -56,11 +102,45 @@ struct Live {
     instance: Option<Instance>,
 }
 
+/// A session's place in memory. The map of live sessions holds one per
+/// active session; a request holds its lock while it works on the session.
+#[derive(Clone)]
 struct Slot {
-    /// Fair: waiters get the lock in arrival order.
-    live: tokio::sync::Mutex<Live>,
+    /// Fair: waiters get the lock in arrival order. `None` while the
+    /// session's record is being loaded, and if loading it failed.
+    live: Arc<tokio::sync::Mutex<Option<Live>>>,
     /// For least-recently-used eviction.
-    last_used: AtomicU64,
+    last_used: Arc<AtomicU64>,
+}
+
+impl Slot {
+    fn new(live: Option<Live>, now: u64) -> Slot {
+        Slot {
+            live: Arc::new(tokio::sync::Mutex::new(live)),
+            last_used: Arc::new(AtomicU64::new(now)),
+        }
+    }
+
+    /// Nobody but the map holds it: nobody is using it or waiting for it.
+    fn is_idle(&self) -> bool {
+        Arc::strong_count(&self.live) == 1
+    }
+}
+
+/// A locked, loaded session.
+struct Locked(OwnedMutexGuard<Option<Live>>);
+
+impl std::ops::Deref for Locked {
+    type Target = Live;
+    fn deref(&self) -> &Live {
+        self.0.as_ref().expect("a locked session is loaded")
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Live {
+        self.0.as_mut().expect("a locked session is loaded")
+    }
 }
 
 /// Why a session call failed.
@@ -78,6 +158,10 @@ pub enum SessionError {
     InvalidName,
     #[error("the document is {actual} bytes, over the limit of {max}")]
     DocumentTooLarge { max: u64, actual: u64 },
+    #[error(
+        "this host chooses every session's seed itself and keeps it secret until the game ends; a client may choose one only where sessions.client_seeds is on"
+    )]
+    SeedNotAllowed,
     #[error(transparent)]
     Refused(Refusal),
     #[error(transparent)]
@@ -107,6 +191,7 @@ type Result<T> = std::result::Result<T, SessionError>;
 #[derive(Debug)]
 pub struct Created {
     pub session: String,
+    pub fairness: Fairness,
 }
 
 /// A seated player and the token that proves it.
@@ -135,17 +220,55 @@ pub struct Summary {
     pub outcome: Option<String>,
     /// The spectator's view (JSON).
     pub view: String,
+    pub fairness: Fairness,
+}
+
+/// What anyone may know about a session's randomness (commit and reveal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fairness {
+    /// The host chose the seed; `false` when the creator chose it.
+    pub fair_play: bool,
+    /// See [`commitment`]: published at creation.
+    pub commitment: String,
+    /// The seed and nonce (hex), revealed once the game has ended.
+    pub revealed: Option<(u64, String)>,
+}
+
+impl Fairness {
+    fn of(record: &SessionRecord) -> Fairness {
+        Fairness {
+            fair_play: record.fair,
+            commitment: record.commitment(),
+            revealed: record
+                .outcome
+                .is_some()
+                .then(|| (record.seed, hex(&record.nonce))),
+        }
+    }
 }
 
 /// Every session of this host.
 pub struct Sessions {
     games: HashMap<String, Arc<Plugin>>,
     hot: Arc<dyn HotStore>,
-    /// Active sessions; at most `config.live_max` idle ones are kept.
-    live: Mutex<HashMap<String, Arc<Slot>>>,
+    /// Active sessions; at most `config.live_max` of them, counting the
+    /// ones being created, unless every one is in use.
+    live: Mutex<HashMap<String, Slot>>,
+    /// Sessions being created: each will take a place in `live` and holds a
+    /// plugin instance already.
+    creating: AtomicUsize,
     /// A logical clock for least-recently-used eviction.
     clock: AtomicU64,
     config: SessionsConfig,
+}
+
+/// A place reserved in `live` for a session being created.
+struct Reserved<'a>(&'a AtomicUsize);
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Sessions {
@@ -158,6 +281,7 @@ impl Sessions {
             games,
             hot,
             live: Mutex::new(HashMap::new()),
+            creating: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
             config,
         }
@@ -174,37 +298,58 @@ impl Sessions {
         games
     }
 
-    /// Starts a session of `game` from a JSON `config`; `seed` fixes every
-    /// random choice (a random one if `None`).
+    /// How many sessions are in memory now.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().expect("sessions map poisoned").len()
+    }
+
+    /// Starts a session of `game` from a JSON `config`. The host chooses the
+    /// seed; `seed` (a client's choice) is refused unless
+    /// `sessions.client_seeds` allows it, and then the session is not fair
+    /// play.
     pub async fn create(&self, game: &str, config: &str, seed: Option<u64>) -> Result<Created> {
         let plugin = self
             .games
             .get(game)
             .ok_or_else(|| SessionError::UnknownGame(game.to_owned()))?;
         self.check_document(config)?;
+        if seed.is_some() && !self.config.client_seeds {
+            return Err(SessionError::SeedNotAllowed);
+        }
         let id = format!("{:032x}", rand::random::<u128>());
-        let seed = seed.unwrap_or_else(rand::random);
+        // Room first, then the instance: taking an instance before making
+        // room could run the pool dry while idle sessions still hold theirs.
+        let _reserved = self.reserve();
         let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
-        let state = instance.create(&id, seed, config).await?;
+        let record_seed = seed.unwrap_or_else(rand::random);
+        let state = instance.create(&id, record_seed, config).await?;
         self.check_state(&state)?;
-        let record = SessionRecord {
+        let mut record = SessionRecord {
             game: game.to_owned(),
-            seed,
+            seed: record_seed,
+            nonce: rand::random(),
+            fair: seed.is_none(),
             players: Vec::new(),
             state,
             outcome: None,
             actions: 0,
+            expires_at_ms: 0,
         };
-        self.store(&id, &record).await?;
-        let slot = Arc::new(Slot {
-            live: tokio::sync::Mutex::new(Live {
-                record,
-                instance: Some(instance),
-            }),
-            last_used: AtomicU64::new(self.tick()),
-        });
-        self.insert(&id, slot);
-        Ok(Created { session: id })
+        self.store(&id, &mut record).await?;
+        let fairness = Fairness::of(&record);
+        let live = Live {
+            record,
+            instance: Some(instance),
+        };
+        let slot = Slot::new(Some(live), self.tick());
+        self.live
+            .lock()
+            .expect("sessions map poisoned")
+            .insert(id.clone(), slot);
+        Ok(Created {
+            session: id,
+            fairness,
+        })
     }
 
     /// Seats a player named `name` and hands back their token.
@@ -216,8 +361,7 @@ impl Sessions {
         if !valid {
             return Err(SessionError::InvalidName);
         }
-        let slot = self.slot(session).await?;
-        let mut live = slot.live.lock().await;
+        let mut live = self.lock(session).await?;
         if live.record.players.iter().any(|p| p.name == name) {
             return Err(SessionError::NameTaken(name.to_owned()));
         }
@@ -234,18 +378,14 @@ impl Sessions {
             faulting(joined, kept)?
         };
         self.check_state(&state)?;
-        let token = format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        );
+        let token = hex(&rand::random::<[u8; 32]>());
         let mut next = live.record.clone();
         next.state = state;
         next.players.push(PlayerRecord {
             name: name.to_owned(),
-            token: token.clone(),
+            token_hash: token_hash(&token),
         });
-        self.store(session, &next).await?;
+        self.store(session, &mut next).await?;
         live.record = next;
         Ok(Joined {
             player: name.to_owned(),
@@ -256,8 +396,7 @@ impl Sessions {
     /// Applies the action of the player holding `token`.
     pub async fn act(&self, session: &str, token: &str, action: &str) -> Result<Acted> {
         self.check_document(action)?;
-        let slot = self.slot(session).await?;
-        let mut live = slot.live.lock().await;
+        let mut live = self.lock(session).await?;
         let player = live
             .record
             .player_by_token(token)
@@ -283,7 +422,7 @@ impl Sessions {
         next.state = turn.state;
         next.outcome = turn.outcome;
         next.actions += 1;
-        self.store(session, &next).await?;
+        self.store(session, &mut next).await?;
         live.record = next;
         // The action is applied and durable: a failure to render the view
         // now must not report the action as failed (a retry would be refused).
@@ -302,8 +441,7 @@ impl Sessions {
 
     /// The view of the player holding `token`.
     pub async fn view(&self, session: &str, token: &str) -> Result<String> {
-        let slot = self.slot(session).await?;
-        let mut live = slot.live.lock().await;
+        let mut live = self.lock(session).await?;
         let player = live
             .record
             .player_by_token(token)
@@ -315,8 +453,7 @@ impl Sessions {
 
     /// The session as a spectator sees it.
     pub async fn summary(&self, session: &str) -> Result<Summary> {
-        let slot = self.slot(session).await?;
-        let mut live = slot.live.lock().await;
+        let mut live = self.lock(session).await?;
         let plugin = self.plugin(&live.record.game)?;
         let view = self.render(&mut live, &plugin, None).await?;
         let record = &live.record;
@@ -326,6 +463,7 @@ impl Sessions {
             actions: record.actions,
             outcome: record.outcome.clone(),
             view,
+            fairness: Fairness::of(record),
         })
     }
 
@@ -374,75 +512,154 @@ impl Sessions {
         Ok(())
     }
 
-    async fn store(&self, session: &str, record: &SessionRecord) -> Result<()> {
+    /// Stores `record` durably with its time to live: `unjoined_ttl_ms`
+    /// until someone joins, `ttl_ms` from then on, counted from now.
+    async fn store(&self, session: &str, record: &mut SessionRecord) -> Result<()> {
+        let ttl_ms = if record.players.is_empty() {
+            self.config.unjoined_ttl_ms
+        } else {
+            self.config.ttl_ms
+        };
+        record.expires_at_ms = now_ms().saturating_add(ttl_ms);
         let value = postcard::to_stdvec(record)
             .map_err(|e| storage::Error::Unavailable(format!("encoding a session: {e}")))?;
         let write = HotWrite::Set {
             key: record_key(session),
             value,
-            ttl_ms: Some(self.config.ttl_ms),
+            ttl_ms: Some(ttl_ms),
         };
         self.hot.apply(&Op::new(Namespace::host(), write)).await?;
         Ok(())
     }
 
-    /// The session's slot, loaded from storage if it is not in memory.
-    async fn slot(&self, session: &str) -> Result<Arc<Slot>> {
+    /// Locks the session, loading it from storage if it is not in memory.
+    ///
+    /// **Invariant:** at most one slot per session exists, and a session is
+    /// loaded only while it has none. The loader puts a locked, empty slot
+    /// in the map before it reads storage, so everyone else who wants the
+    /// session waits for that one load. A slot leaves the map only when
+    /// nobody holds it, which is after its last change was stored: so a
+    /// load never reads a record older than one a slot in memory has
+    /// acknowledged.
+    async fn lock(&self, session: &str) -> Result<Locked> {
         let well_formed = session.len() == 32 && session.bytes().all(|b| b.is_ascii_hexdigit());
         if !well_formed {
             return Err(SessionError::UnknownSession);
         }
-        if let Some(slot) = self
-            .live
-            .lock()
-            .expect("sessions map poisoned")
-            .get(session)
-        {
-            slot.last_used.store(self.tick(), Ordering::Relaxed);
-            return Ok(slot.clone());
+        loop {
+            let (slot, loading) = {
+                let mut live = self.live.lock().expect("sessions map poisoned");
+                match live.get(session) {
+                    Some(slot) => {
+                        slot.last_used.store(self.tick(), Ordering::Relaxed);
+                        (slot.clone(), None)
+                    }
+                    None => {
+                        let slot = Slot::new(None, self.tick());
+                        let guard = slot
+                            .live
+                            .clone()
+                            .try_lock_owned()
+                            .expect("a new slot is unlocked");
+                        live.insert(session.to_owned(), slot.clone());
+                        let creating = self.creating.load(Ordering::SeqCst);
+                        make_room(&mut live, self.config.live_max, creating);
+                        (slot, Some(guard))
+                    }
+                }
+            };
+            let mut guard = match loading {
+                Some(mut guard) => match self.load(session).await {
+                    Ok(record) => {
+                        *guard = Some(Live {
+                            record,
+                            instance: None,
+                        });
+                        guard
+                    }
+                    Err(error) => {
+                        self.forget(session, &slot);
+                        return Err(error);
+                    }
+                },
+                None => slot.live.clone().lock_owned().await,
+            };
+            let Some(live) = guard.as_mut() else {
+                // Its loader failed, or was cancelled (its client went
+                // away) before it could fill the slot: drop the empty slot
+                // if it is still there, and start again from the map.
+                drop(guard);
+                self.forget(session, &slot);
+                continue;
+            };
+            if live.record.expires_at_ms <= now_ms() {
+                // Gone from storage already; its tokens die with it.
+                drop(guard);
+                self.forget(session, &slot);
+                return Err(SessionError::UnknownSession);
+            }
+            return Ok(Locked(guard));
         }
+    }
+
+    /// Reads a session's record from storage.
+    async fn load(&self, session: &str) -> Result<SessionRecord> {
         let bytes = self
             .hot
             .get(&Namespace::host(), &record_key(session))
             .await?
             .ok_or(SessionError::UnknownSession)?;
-        let record: SessionRecord = postcard::from_bytes(&bytes).map_err(|e| {
-            storage::Error::Unavailable(format!("stored session {session} is malformed: {e}"))
-        })?;
-        let slot = Arc::new(Slot {
-            live: tokio::sync::Mutex::new(Live {
-                record,
-                instance: None,
-            }),
-            last_used: AtomicU64::new(self.tick()),
-        });
-        Ok(self.insert(session, slot))
+        // Tests widen the window between reading a record and using it.
+        fail::fail_point!("session-loaded");
+        postcard::from_bytes(&bytes).map_err(|error| {
+            // Not a storage outage: this one record cannot be read (written
+            // by an older hoard, or damaged). It stays where it is.
+            tracing::warn!(session, %error, "a stored session cannot be read; treating it as unknown");
+            SessionError::UnknownSession
+        })
     }
 
-    /// Inserts a slot (or returns the one another task inserted first) and
-    /// evicts the least recently used idle slots beyond `live_max`.
-    fn insert(&self, session: &str, slot: Arc<Slot>) -> Arc<Slot> {
+    /// Removes `slot` from the map, if it is still the session's slot.
+    fn forget(&self, session: &str, slot: &Slot) {
         let mut live = self.live.lock().expect("sessions map poisoned");
-        let slot = live.entry(session.to_owned()).or_insert(slot).clone();
-        while live.len() > self.config.live_max {
-            // Only the map holds an idle slot, and nobody can clone it while
-            // we hold the map's lock, so evicting it loses nothing: its record
-            // is already durable.
-            let oldest = live
-                .iter()
-                .filter(|(_, s)| Arc::strong_count(s) == 1)
-                .min_by_key(|(_, s)| s.last_used.load(Ordering::Relaxed))
-                .map(|(id, _)| id.clone());
-            match oldest {
-                Some(id) => live.remove(&id),
-                None => break,
-            };
+        if live
+            .get(session)
+            .is_some_and(|current| Arc::ptr_eq(&current.live, &slot.live))
+        {
+            live.remove(session);
         }
-        slot
+    }
+
+    /// Reserves a place for a session being created, evicting idle ones
+    /// first so that live sessions plus those being created stay within
+    /// `live_max` (unless every live session is in use).
+    fn reserve(&self) -> Reserved<'_> {
+        let creating = self.creating.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut live = self.live.lock().expect("sessions map poisoned");
+        make_room(&mut live, self.config.live_max, creating);
+        Reserved(&self.creating)
     }
 
     fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Evicts the least recently used idle slots until `live` plus `reserved`
+/// fits in `live_max`, or no idle slot is left. Evicting an idle slot loses
+/// nothing: its record is durable, and nobody holds or waits for it (only
+/// the map holds it, and nobody can take it while we hold the map's lock).
+fn make_room(live: &mut HashMap<String, Slot>, live_max: usize, reserved: usize) {
+    while live.len() + reserved > live_max {
+        let oldest = live
+            .iter()
+            .filter(|(_, slot)| slot.is_idle())
+            .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
+            .map(|(id, _)| id.clone());
+        match oldest {
+            Some(id) => live.remove(&id),
+            None => break,
+        };
     }
 }
 
@@ -473,6 +690,28 @@ fn record_key(session: &str) -> String {
     format!("session:{session}")
 }
 
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_commitment_is_sha256_of_the_documented_text() {
+        let nonce = [0xab; 16];
+        // printf 'hoard-seed-v1:42:abababababababababababababababab' | sha256sum
+        let text = format!("hoard-seed-v1:42:{}", "ab".repeat(16));
+        assert_eq!(commitment(42, &nonce), hex(&Sha256::digest(text)));
+        assert_ne!(commitment(43, &nonce), commitment(42, &nonce));
+        assert_ne!(commitment(42, &[0; 16]), commitment(42, &nonce));
+    }
 }

@@ -39,6 +39,13 @@ pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Conf
     config.storage.sled.path = data_dir.join("hoard.sled");
     config.wasm.instances_max = 300;
     config.sessions.live_max = 256;
+    // Tests replay games from chosen seeds and create sessions quickly
+    // from one address; the limits have tests of their own.
+    config.sessions.client_seeds = true;
+    config.server.creates_per_client.per_minute = 100_000;
+    config.server.creates_per_client.burst = 10_000;
+    config.server.joins_per_client.per_minute = 100_000;
+    config.server.joins_per_client.burst = 10_000;
     config.plugins = plugins
         .iter()
         .map(|(name, component)| PluginConfig {
@@ -52,7 +59,7 @@ pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Conf
 /// The real host serving on a loopback port in this process.
 pub struct TestHost {
     pub address: SocketAddr,
-    pub app: std::sync::Arc<hoard::api::App>,
+    pub app: std::sync::Arc<hoard::app::App>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Kept so the data outlives the host.
@@ -84,7 +91,7 @@ impl TestHost {
             .expect("bind");
         let address = listener.local_addr().expect("address");
         let app = std::sync::Arc::new(
-            hoard::api::App::start(config)
+            hoard::app::App::start(config)
                 .await
                 .expect("the host starts"),
         );
@@ -239,5 +246,68 @@ impl Player {
             .await;
         assert_eq!(reply.status, 200, "view: {:?}", reply.body);
         reply.body["view"].clone()
+    }
+}
+
+/// The real `hoard` binary as a child process, killed with SIGKILL when
+/// dropped (also when a test fails).
+pub struct HostProcess {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl HostProcess {
+    /// Starts `BINARY serve --config CONFIG` (the config listens on `port`)
+    /// and waits until it answers. `binary` is the test's
+    /// `env!("CARGO_BIN_EXE_hoard-test-host")`: only integration tests see
+    /// that variable.
+    pub async fn start(binary: &str, config: &std::path::Path, port: u16) -> HostProcess {
+        let child = std::process::Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let host = HostProcess { child, port };
+        let url = format!("http://127.0.0.1:{port}/healthz");
+        for _ in 0..200 {
+            if reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return host;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the host did not come up on port {port}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process's resident memory, in bytes (Linux).
+    pub fn resident_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the host process is running");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib * 1024
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

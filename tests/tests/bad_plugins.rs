@@ -30,7 +30,7 @@ async fn non_components_and_wrong_worlds_are_rejected_at_load() {
             name: "bad".into(),
             path: path.clone(),
         }];
-        let error = hoard::api::App::start(config)
+        let error = hoard::app::App::start(config)
             .await
             .err()
             .expect("a bad plugin stops the start");

@@ -1,57 +1,9 @@
 //! A host killed with SIGKILL mid-game resumes exactly where it was: every
 //! acknowledged action is on disk before it was answered.
 
-use hoard_tests::{Api, Player, plugin_path};
+use hoard_tests::services::free_port;
+use hoard_tests::{Api, HostProcess, Player, plugin_path};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A host process, killed with SIGKILL when dropped (also when a test fails).
-struct HostProcess(Child);
-
-impl HostProcess {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Starts the real binary and waits until it answers.
-async fn start_host(config: &std::path::Path, port: u16) -> HostProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_hoard-test-host"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let child = HostProcess(child);
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    for _ in 0..200 {
-        if reqwest::get(&url)
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the host did not come up on port {port}");
-}
 
 fn suit(card: &str) -> char {
     card.chars().last().unwrap()
@@ -103,9 +55,9 @@ async fn a_killed_host_resumes_the_game_exactly() {
         ),
     )
     .unwrap();
-    let mut host = start_host(&config, port).await;
+    let mut host = HostProcess::start(env!("CARGO_BIN_EXE_hoard-test-host"), &config, port).await;
     let api = Api::new(([127, 0, 0, 1], port).into());
-    let session = api.create("hokm", json!({"seed": 2024})).await;
+    let session = api.create("hokm", json!({})).await;
     let mut players = Vec::new();
     for name in ["n", "w", "s", "e"] {
         players.push(api.join(&session, name).await);
@@ -115,7 +67,7 @@ async fn a_killed_host_resumes_the_game_exactly() {
     assert_eq!(before[0]["phase"], "playing");
 
     host.kill();
-    let mut host = start_host(&config, port).await;
+    let mut host = HostProcess::start(env!("CARGO_BIN_EXE_hoard-test-host"), &config, port).await;
 
     assert_eq!(
         views(&players).await,

@@ -213,11 +213,22 @@ async fn http_round_trips(levels: &[(usize, usize)]) {
             name: "hokm".into(),
             path: plugin_path("hokm"),
         }];
+        // The benchmark replays recorded games, so it picks each seed, and
+        // it is one client standing for hundreds of players: the default
+        // per-client rates and connection share would stop it. The limits
+        // are still checked, and the timeouts stay at their defaults: their
+        // cost is part of (b).
+        config.sessions.client_seeds = true;
+        config.server.connections_per_client_max = config.server.connections_max;
+        config.server.creates_per_client.per_minute = 1_000_000;
+        config.server.creates_per_client.burst = 100_000;
+        config.server.joins_per_client.per_minute = 1_000_000;
+        config.server.joins_per_client.burst = 100_000;
         let listener = tokio::net::TcpListener::bind(config.server.listen)
             .await
             .expect("bind");
         let address = listener.local_addr().expect("address");
-        let app = Arc::new(hoard::api::App::start(config).await.expect("host starts"));
+        let app = Arc::new(hoard::app::App::start(config).await.expect("host starts"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(hoard::api::serve(app, listener, async {
             let _ = stopped.await;

@@ -14,6 +14,13 @@ pub struct ApiError {
     pub code: String,
     /// A sentence for people.
     pub message: String,
+    /// Seconds to wait before trying again: sent as `Retry-After`.
+    pub retry_after_s: Option<u64>,
+    /// The methods the route allows: sent as `Allow` (with 405).
+    pub allow: Option<&'static str>,
+    /// Close the connection after answering: the request's body was not
+    /// read to its end.
+    pub close: bool,
 }
 
 impl ApiError {
@@ -22,7 +29,26 @@ impl ApiError {
             status,
             code: code.to_owned(),
             message: message.into(),
+            retry_after_s: None,
+            allow: None,
+            close: false,
         }
+    }
+
+    /// Adds `Retry-After`, rounded up to whole seconds.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_s = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        self
+    }
+
+    pub fn allow(mut self, methods: &'static str) -> Self {
+        self.allow = Some(methods);
+        self
+    }
+
+    pub fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -77,10 +103,12 @@ impl From<SessionError> for ApiError {
             ),
             SessionError::NameTaken(_)
             | SessionError::InvalidName
-            | SessionError::DocumentTooLarge { .. } => {
+            | SessionError::DocumentTooLarge { .. }
+            | SessionError::SeedNotAllowed => {
                 let (status, code) = match error {
                     SessionError::NameTaken(_) => (S::CONFLICT, "name_taken"),
                     SessionError::InvalidName => (S::BAD_REQUEST, "invalid_name"),
+                    SessionError::SeedNotAllowed => (S::FORBIDDEN, "seed_not_allowed"),
                     _ => (S::PAYLOAD_TOO_LARGE, "document_too_large"),
                 };
                 ApiError::new(status, code, error.to_string())

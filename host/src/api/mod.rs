@@ -1,4 +1,5 @@
-//! The HTTP API on hyper 1, and [`run`], the host's one entry point.
+//! The HTTP API on hyper 1: [`serve`] accepts connections and routes
+//! requests to [`Sessions`](crate::session::Sessions).
 //!
 //! Routes (JSON in and out; see `routes` for each):
 //! - `GET /healthz`, `GET /readyz`
@@ -9,140 +10,64 @@
 //! - `POST /v1/sessions/{id}/actions` (bearer token)
 //! - `GET /v1/sessions/{id}/view` (bearer token)
 //!
+//! Every phase of a connection has a limit, so no client can hold the host
+//! (see `connection`): connections in all (`server.connections_max`) and
+//! per client, the size of a request head, the time to send the headers
+//! (also the keep-alive idle time), to send the body and to take each
+//! response write. Creating and joining sessions are rate-limited per
+//! client (`rate`).
+//!
 //! **Invariant:** this is the only module that knows the API's JSON wire
 //! format, and errors leave it as `{"error": {"code", "message"}}` with a
 //! stable code and no backend text.
 
+mod connection;
 mod error;
+mod rate;
 mod routes;
 
+pub use connection::client_of;
 pub use error::ApiError;
 
-use crate::config::{ColdBackend, Config, HotBackend};
-use crate::session::Sessions;
-use crate::storage::postgres::PostgresStore;
-use crate::storage::redis::{ClusterRedis, SingleRedis};
-use crate::storage::sled::{OpenError, SledStore};
-use crate::storage::{ColdStore, HotStore, Storage};
-use crate::wasm::{LoadError, Runtime};
+use crate::app::App;
+use connection::{ClientConnections, WriteDeadline};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use rate::RateLimits;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-/// Everything a request handler can reach.
-pub struct App {
-    sessions: Sessions,
-    storage: Storage,
-    config: Config,
-    /// Kept alive for the plugins' instances (its epoch ticker).
-    _runtime: Runtime,
+/// What the handlers share besides the app.
+struct Server {
+    app: Arc<App>,
+    rate_limits: RateLimits,
 }
 
-/// Why the host could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Storage(#[from] OpenError),
-    #[error("hot storage: {0}")]
-    Redis(#[from] crate::storage::redis::ConnectError),
-    #[error("cold storage: {0}")]
-    Postgres(#[from] crate::storage::postgres::ConnectError),
-    #[error("plugin {name:?}: {source}")]
-    Plugin { name: String, source: LoadError },
-    #[error(transparent)]
-    Runtime(LoadError),
-    #[error("cannot serve HTTP: {0}")]
-    Io(#[from] std::io::Error),
-}
+/// How often rate-limit buckets that have refilled are forgotten.
+const FORGET_IDLE_CLIENTS_EVERY: Duration = Duration::from_secs(60);
 
-impl App {
-    /// Opens storage and loads every configured plugin.
-    pub async fn start(config: Config) -> Result<App, StartError> {
-        let storage = open_storage(&config).await?;
-        let runtime =
-            Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
-        let mut plugins = Vec::with_capacity(config.plugins.len());
-        for plugin in &config.plugins {
-            let loaded = runtime
-                .load(&plugin.name, &plugin.path)
-                .await
-                .map_err(|source| StartError::Plugin {
-                    name: plugin.name.clone(),
-                    source,
-                })?;
-            tracing::info!(plugin = %plugin.name, game = %loaded.info().name, version = %loaded.info().version, "plugin loaded");
-            plugins.push(loaded);
-        }
-        let sessions = Sessions::new(plugins, storage.hot.clone(), config.sessions.clone());
-        Ok(App {
-            sessions,
-            storage,
-            config,
-            _runtime: runtime,
-        })
-    }
-}
-
-impl App {
-    /// The storage this host serves plugins from (tests read it directly).
-    pub fn storage(&self) -> &Storage {
-        &self.storage
-    }
-}
-
-/// Opens each capability's backend. Sled opens only if a capability uses it;
-/// Redis and Postgres are checked now, so a missing server stops the start
-/// with a message naming it.
-pub async fn open_storage(config: &Config) -> Result<Storage, StartError> {
-    let uses_sled =
-        config.storage.hot == HotBackend::Sled || config.storage.cold == ColdBackend::Sled;
-    let sled = if uses_sled {
-        Some(SledStore::open(&config.storage.sled)?)
-    } else {
-        None
-    };
-    let sled_for = |capability| {
-        sled.clone()
-            .unwrap_or_else(|| unreachable!("sled is open when {capability} uses it"))
-    };
-    let hot: Arc<dyn HotStore> = match config.storage.hot {
-        HotBackend::Sled => sled_for("hot"),
-        HotBackend::Redis => Arc::new(SingleRedis::connect(&config.storage.redis).await?),
-        HotBackend::RedisCluster => Arc::new(ClusterRedis::connect(&config.storage.redis).await?),
-    };
-    let cold: Arc<dyn ColdStore> = match config.storage.cold {
-        ColdBackend::Sled => sled_for("cold"),
-        ColdBackend::Postgres => Arc::new(PostgresStore::connect(&config.storage.postgres).await?),
-    };
-    Ok(Storage {
-        hot,
-        cold,
-        limits: config.storage.limits.clone(),
-    })
-}
-
-/// Starts the host on `listener` and serves until `shutdown` resolves, then
+/// Accepts connections until `shutdown`, each served on its own task, then
 /// lets requests in flight finish (up to `server.shutdown_grace_ms`).
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), StartError> {
-    let app = Arc::new(App::start(config).await?);
-    serve(app, listener, shutdown).await;
-    Ok(())
-}
-
-/// Accepts connections until `shutdown`, each served on its own task.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let connections = Arc::new(Semaphore::new(app.config.server.connections_max));
+    let config = app.config().server.clone();
+    let server = Arc::new(Server {
+        rate_limits: RateLimits::new(&config.creates_per_client, &config.joins_per_client),
+        app,
+    });
+    let connections = Arc::new(Semaphore::new(config.connections_max));
+    let clients = ClientConnections::new(config.connections_per_client_max);
     let graceful = GracefulShutdown::new();
-    let grace = Duration::from_millis(app.config.server.shutdown_grace_ms);
+    let forgetting = tokio::spawn(forget_idle_clients(Arc::downgrade(&server)));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(config.header_read_timeout_ms))
+        .max_buf_size(config.header_bytes_max);
+    let write_timeout = Duration::from_millis(config.write_timeout_ms);
+    let mut accept_failures = AcceptBackoff::default();
     tokio::pin!(shutdown);
     tracing::info!(address = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving");
     loop {
@@ -152,39 +77,94 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             permit = connections.clone().acquire_owned() => permit.expect("semaphore never closed"),
             () = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    accept_failures.succeeded();
+                    accepted
+                }
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
+                    // Out of file descriptors, say: wait, more each time, and
+                    // say so once rather than on every attempt.
+                    let pause = accept_failures.failed(&error);
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             },
             () = &mut shutdown => break,
         };
+        let client = client_of(peer.ip());
+        let Some(counted) = clients.open(client) else {
+            tracing::debug!(%client, "a client is over its connection limit; closing");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let handler = server.clone();
         let service = hyper::service::service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(&app, request).await) }
+            let server = handler.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(routes::handle(&server, client, request).await)
+            }
         });
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let io = TokioIo::new(WriteDeadline::new(stream, write_timeout));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, counted));
         });
     }
+    forgetting.abort();
+    let grace = Duration::from_millis(config.shutdown_grace_ms);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("shutdown grace period passed with requests still in flight");
+    }
+}
+
+async fn forget_idle_clients(server: std::sync::Weak<Server>) {
+    let mut ticker = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let Some(server) = server.upgrade() else {
+            return;
+        };
+        server.rate_limits.forget_idle();
+    }
+}
+
+/// Pauses after failed accepts: 10 ms, doubling up to a second, logged on
+/// the first failure of a run and when accepting works again.
+#[derive(Default)]
+struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    const FIRST_PAUSE_MS: u64 = 10;
+    const LONGEST_PAUSE_MS: u64 = 1000;
+
+    fn failed(&mut self, error: &std::io::Error) -> Duration {
+        if self.failures == 0 {
+            tracing::warn!(%error, "accepting connections failed; retrying with backoff");
+        }
+        self.failures = self.failures.saturating_add(1);
+        let pause_ms = Self::FIRST_PAUSE_MS
+            .saturating_mul(1 << (self.failures - 1).min(10))
+            .min(Self::LONGEST_PAUSE_MS);
+        Duration::from_millis(pause_ms)
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "accepting connections again");
+            self.failures = 0;
+        }
     }
 }

@@ -1,97 +1,180 @@
 //! Request routing and handlers: parse, call [`Sessions`], render JSON.
+//!
+//! [`Sessions`]: crate::session::Sessions
 
-use super::{ApiError, App};
+use super::rate::Limited;
+use super::{ApiError, Server};
+use crate::session::Fairness;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::header::{
+    ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
+    CONTENT_TYPE, RETRY_AFTER, TRANSFER_ENCODING, WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited as LimitedBody};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
+use std::net::IpAddr;
+use std::time::Duration;
 
 type Reply = Result<Response<Full<Bytes>>, ApiError>;
 
-/// Routes one request; never fails (errors become JSON error responses).
-pub(super) async fn handle(app: &App, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    match route(app, request).await {
+/// Routes one request from `client`; never fails (errors become JSON error
+/// responses).
+pub(super) async fn handle(
+    server: &Server,
+    client: IpAddr,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    match route(server, client, request).await {
         Ok(response) => response,
-        Err(error) => {
-            let mut response = json_response(error.status, error.to_json());
-            if error.status == StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
+        Err(error) => error_response(error),
+    }
+}
+
+fn error_response(error: ApiError) -> Response<Full<Bytes>> {
+    let mut response = json_response(error.status, error.to_json());
+    let headers = response.headers_mut();
+    if error.status == StatusCode::UNAUTHORIZED {
+        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    if let Some(seconds) = error.retry_after_s {
+        headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(methods) = error.allow {
+        headers.insert(ALLOW, HeaderValue::from_static(methods));
+    }
+    if error.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    if error.close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// What a path names.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    Health,
+    Ready,
+    Games,
+    Create(&'a str),
+    Session(&'a str),
+    Join(&'a str),
+    Actions(&'a str),
+    View(&'a str),
+}
+
+impl<'a> Route<'a> {
+    fn of(path: &'a str) -> Option<Route<'a>> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        Some(match segments.as_slice() {
+            ["healthz"] => Route::Health,
+            ["readyz"] => Route::Ready,
+            ["v1", "games"] => Route::Games,
+            ["v1", "games", game, "sessions"] => Route::Create(game),
+            ["v1", "sessions", id] => Route::Session(id),
+            ["v1", "sessions", id, "join"] => Route::Join(id),
+            ["v1", "sessions", id, "actions"] => Route::Actions(id),
+            ["v1", "sessions", id, "view"] => Route::View(id),
+            _ => return None,
+        })
+    }
+
+    /// The methods the route answers, as an `Allow` header lists them. A
+    /// route that answers GET answers HEAD too (hyper sends no body).
+    fn methods(self) -> &'static str {
+        match self {
+            Route::Create(_) | Route::Join(_) | Route::Actions(_) => "POST",
+            _ => "GET, HEAD",
+        }
+    }
+
+    fn allows(self, method: &Method) -> bool {
+        match self.methods() {
+            "POST" => method == Method::POST,
+            _ => method == Method::GET || method == Method::HEAD,
         }
     }
 }
 
-async fn route(app: &App, request: Request<Incoming>) -> Reply {
+async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let Some(route) = Route::of(&path) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route for {path}"),
+        ));
+    };
     let method = request.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["healthz"]) => ok(json!({"status": "ok"})),
-        (&Method::GET, ["readyz"]) => ready(app).await,
-        (&Method::GET, ["v1", "games"]) => games(app),
-        (&Method::POST, ["v1", "games", game, "sessions"]) => {
-            let body: CreateRequest = read_json(app, request).await?;
+    if !route.allows(&method) {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}; use {}", route.methods()),
+        )
+        .allow(route.methods()));
+    }
+    check_codings(request.headers())?;
+    let app = &server.app;
+    let sessions = app.sessions();
+    match route {
+        Route::Health => ok(json!({"status": "ok"})),
+        Route::Ready => ready(server).await,
+        Route::Games => games(server),
+        Route::Create(game) => {
+            // A client over its rate is refused before its body is read.
+            limit(server, Limited::Create, client)?;
+            let body: CreateRequest = read_json(server, request).await?;
             let config = body
                 .config
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "{}".to_owned());
-            let created = app.sessions.create(game, &config, body.seed).await?;
+            let created = sessions.create(game, &config, body.seed).await?;
             reply(
                 StatusCode::CREATED,
-                json!({"session": created.session, "game": game}),
+                json!({
+                    "session": created.session, "game": game,
+                    "fairness": fairness(&created.fairness),
+                }),
             )
         }
-        (&Method::GET, ["v1", "sessions", id]) => {
-            let summary = app.sessions.summary(id).await?;
+        Route::Session(id) => {
+            let summary = sessions.summary(id).await?;
             let view = raw(summary.view)?;
             let outcome = summary.outcome.map(raw).transpose()?;
             ok(json!({
                 "session": id, "game": summary.game, "players": summary.players,
                 "actions": summary.actions, "finished": outcome.is_some(),
                 "outcome": outcome, "view": view,
+                "fairness": fairness(&summary.fairness),
             }))
         }
-        (&Method::POST, ["v1", "sessions", id, "join"]) => {
-            let body: JoinRequest = read_json(app, request).await?;
-            let joined = app.sessions.join(id, &body.name).await?;
+        Route::Join(id) => {
+            limit(server, Limited::Join, client)?;
+            let body: JoinRequest = read_json(server, request).await?;
+            let joined = sessions.join(id, &body.name).await?;
             reply(
                 StatusCode::CREATED,
                 json!({"session": id, "player": joined.player, "token": joined.token}),
             )
         }
-        (&Method::POST, ["v1", "sessions", id, "actions"]) => {
-            let token = bearer(&request)?;
-            let action: Box<RawValue> = read_json(app, request).await?;
-            let acted = app.sessions.act(id, &token, action.get()).await?;
+        Route::Actions(id) => {
+            let token = bearer(request.headers())?;
+            let action: Box<RawValue> = read_json(server, request).await?;
+            let acted = sessions.act(id, &token, action.get()).await?;
             let outcome = acted.outcome.map(raw).transpose()?;
             let view = acted.view.map(raw).transpose()?;
             ok(json!({"view": view, "outcome": outcome}))
         }
-        (&Method::GET, ["v1", "sessions", id, "view"]) => {
-            let token = bearer(&request)?;
-            ok(json!({"view": raw(app.sessions.view(id, &token).await?)?}))
+        Route::View(id) => {
+            let token = bearer(request.headers())?;
+            ok(json!({"view": raw(sessions.view(id, &token).await?)?}))
         }
-        (_, ["healthz" | "readyz"])
-        | (_, ["v1", "games"])
-        | (_, ["v1", "games", _, "sessions"])
-        | (_, ["v1", "sessions", _])
-        | (_, ["v1", "sessions", _, "join" | "actions" | "view"]) => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{method} is not allowed on {path}"),
-        )),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no route for {path}"),
-        )),
     }
 }
 
@@ -101,7 +184,8 @@ struct CreateRequest {
     /// The game's own settings; `{}` when absent.
     #[serde(default)]
     config: Option<serde_json::Value>,
-    /// Fixes every random choice, for replays and tests.
+    /// A seed chosen by the client: only where `sessions.client_seeds`
+    /// allows it (replays, tests, practice).
     #[serde(default)]
     seed: Option<u64>,
 }
@@ -112,9 +196,42 @@ struct JoinRequest {
     name: String,
 }
 
-async fn ready(app: &App) -> Reply {
-    let hot = app.storage.hot.ping().await;
-    let cold = app.storage.cold.ping().await;
+/// The commitment, and the seed and nonce once revealed.
+fn fairness(fairness: &Fairness) -> serde_json::Value {
+    let (seed, nonce) = match &fairness.revealed {
+        Some((seed, nonce)) => (json!(seed), json!(nonce)),
+        None => (json!(null), json!(null)),
+    };
+    json!({
+        "fair_play": fairness.fair_play,
+        "commitment": fairness.commitment,
+        "seed": seed,
+        "nonce": nonce,
+    })
+}
+
+fn limit(server: &Server, call: Limited, client: IpAddr) -> Result<(), ApiError> {
+    server.rate_limits.check(call, client).map_err(|wait| {
+        let what = match call {
+            Limited::Create => "sessions created",
+            Limited::Join => "joins",
+        };
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many {what} from your address; try again in {} s",
+                wait.as_secs() + 1
+            ),
+        )
+        .retry_after(wait)
+    })
+}
+
+async fn ready(server: &Server) -> Reply {
+    let storage = server.app.storage();
+    let hot = storage.hot.ping().await;
+    let cold = storage.cold.ping().await;
     let state =
         |r: &Result<(), crate::storage::Error>| if r.is_ok() { "ok" } else { "unavailable" };
     let body = json!({"status": if hot.is_ok() && cold.is_ok() { "ok" } else { "unavailable" }, "hot": state(&hot), "cold": state(&cold)});
@@ -126,9 +243,10 @@ async fn ready(app: &App) -> Reply {
     reply(status, body)
 }
 
-fn games(app: &App) -> Reply {
-    let games: Vec<_> = app
-        .sessions
+fn games(server: &Server) -> Reply {
+    let games: Vec<_> = server
+        .app
+        .sessions()
         .games()
         .into_iter()
         .map(|(name, info)| json!({
@@ -139,8 +257,9 @@ fn games(app: &App) -> Reply {
     ok(json!({"games": games}))
 }
 
-/// The bearer token of the request.
-fn bearer(request: &Request<Incoming>) -> Result<String, ApiError> {
+/// The bearer token of a request. The scheme is case-insensitive
+/// (`bearer` is as good as `Bearer`, RFC 9110 section 11.1).
+fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     let missing = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -148,28 +267,70 @@ fn bearer(request: &Request<Incoming>) -> Result<String, ApiError> {
             "send your player token as `Authorization: Bearer TOKEN`",
         )
     };
-    let header = request.headers().get(AUTHORIZATION).ok_or_else(missing)?;
-    let token = header
+    let header = headers.get(AUTHORIZATION).ok_or_else(missing)?;
+    let (scheme, token) = header
         .to_str()
         .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|h| h.trim_start().split_once(' '))
         .ok_or_else(missing)?;
-    Ok(token.trim().to_owned())
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token.to_owned())
 }
 
-/// Reads a body of at most `server.body_bytes_max` and parses it as JSON. An
-/// empty body reads as `{}`.
+/// Refuses bodies in an encoding hoard does not decode, rather than read
+/// them as if they were plain: a transfer coding other than `chunked` (501,
+/// RFC 9112 section 6.1) or any content coding (415).
+fn check_codings(headers: &HeaderMap) -> Result<(), ApiError> {
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        let plain = value.to_str().is_ok_and(|codings| {
+            codings
+                .split(',')
+                .all(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+        });
+        if !plain {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "unsupported_transfer_coding",
+                "only the chunked transfer coding is understood",
+            )
+            .closing());
+        }
+    }
+    for value in headers.get_all(CONTENT_ENCODING) {
+        if !value
+            .to_str()
+            .is_ok_and(|coding| coding.trim().eq_ignore_ascii_case("identity"))
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_coding",
+                "send the body uncompressed (no Content-Encoding)",
+            )
+            .closing());
+        }
+    }
+    Ok(())
+}
+
+/// Reads a body of at most `server.body_bytes_max` within
+/// `server.body_read_timeout_ms` and parses it as a JSON object. An empty
+/// body reads as `{}`.
 async fn read_json<T: for<'de> Deserialize<'de>>(
-    app: &App,
+    server: &Server,
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
-    let max = app.config.server.body_bytes_max;
+    let config = &server.app.config().server;
+    let max = config.body_bytes_max;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("the body is over the limit of {max} bytes"),
         )
+        .closing()
     };
     let declared = request
         .headers()
@@ -180,27 +341,48 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
         return Err(too_large());
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let body = Limited::new(request.into_body(), limit)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_body",
-                    "the request body could not be read",
-                )
-            }
-        })?;
+    let timeout = Duration::from_millis(config.body_read_timeout_ms);
+    let collected = tokio::time::timeout(
+        timeout,
+        LimitedBody::new(request.into_body(), limit).collect(),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {} ms",
+                config.body_read_timeout_ms
+            ),
+        )
+        .closing()
+    })?;
+    let body = collected.map_err(|error| {
+        if error.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                "the request body could not be read",
+            )
+            .closing()
+        }
+    })?;
     let bytes = body.to_bytes();
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &bytes
+    let document = match bytes.iter().position(|b| !b.is_ascii_whitespace()) {
+        None => &b"{}"[..],
+        Some(start) if bytes[start] == b'{' => &bytes[..],
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "the body must be a JSON object",
+            ));
+        }
     };
-    serde_json::from_slice(bytes).map_err(|error| {
+    serde_json::from_slice(document).map_err(|error| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_json",

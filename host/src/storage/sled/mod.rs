@@ -8,7 +8,8 @@
 //!
 //! Trees (each key starts with the namespace, see [`keys`]):
 //! - `hot_values`: ns|key -> expires_at_ms (u64, 0 = never) ++ bytes
-//! - `hot_expiry`: expires_at_ms ++ (ns|key) -> () (the sweeper's index)
+//! - `hot_expiry`: expires_at_ms ++ (ns|key) -> () (the sweeper's index; at
+//!   most one entry per key, give or take a crash: see `set_value`)
 //! - `hot_hashes`: ns|key ++ field -> bytes
 //! - `board_scores`: ns|board ++ member -> score (f64 bits)
 //! - `board_order`: ns|board ++ score_order ++ member -> ()
@@ -46,6 +47,8 @@ pub struct SledConfig {
     pub sweep_batch_max: usize,
     /// Most published messages buffered for slow listeners (they then skip).
     pub publish_buffer_max: usize,
+    /// Most memory sled's page cache may use (sled's own default is 1 GiB).
+    pub cache_bytes: u64,
 }
 
 impl Default for SledConfig {
@@ -55,6 +58,7 @@ impl Default for SledConfig {
             sweep_interval_ms: 1000,
             sweep_batch_max: 1000,
             publish_buffer_max: 1024,
+            cache_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -112,6 +116,7 @@ impl SledStore {
         let opened = sled::Config::new()
             .path(&config.path)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(config.cache_bytes)
             .flush_every_ms(None)
             .open();
         let db = match opened {
@@ -228,6 +233,53 @@ impl SledStore {
         Ok(Some((expires_at, stored)))
     }
 
+    /// Replaces (or with `None` removes) the stored value at `key` and
+    /// keeps the expiry index at one entry per key: the new value's entry
+    /// goes in first, and the entry of the value it replaced comes out once
+    /// the swap has succeeded. Exactly one writer replaces each value, so
+    /// each old entry is removed exactly once, however many write the key
+    /// at the same time. A crash between the steps leaves a stray entry,
+    /// which the sweeper drops when its time comes. Returns the old value.
+    fn replace_value(&self, key: &[u8], new: Option<Vec<u8>>) -> Result<Option<sled::IVec>> {
+        let new_expiry = match &new {
+            Some(value) => split_value(value)?.0,
+            None => 0,
+        };
+        let new_index = (new_expiry != 0).then(|| expiry_index_key(new_expiry, key));
+        if let Some(index) = &new_index {
+            self.hot_expiry
+                .insert(index.as_slice(), &[])
+                .map_err(unavailable)?;
+        }
+        loop {
+            let old = self.hot_values.get(key).map_err(unavailable)?;
+            let swapped = self
+                .hot_values
+                .compare_and_swap(key, old.as_ref(), new.as_deref())
+                .map_err(unavailable)?;
+            if swapped.is_err() {
+                continue;
+            }
+            if let Some(old) = &old {
+                let old_expiry = split_value(old)?.0;
+                // The same expiry (two writes in one millisecond) shares
+                // one entry, which the new value still needs.
+                if old_expiry != 0 && old_expiry != new_expiry {
+                    self.hot_expiry
+                        .remove(expiry_index_key(old_expiry, key))
+                        .map_err(unavailable)?;
+                }
+            }
+            return Ok(old);
+        }
+    }
+
+    /// How many entries the expiry index holds (for tests and diagnostics;
+    /// O(n)).
+    pub fn expiry_index_len(&self) -> usize {
+        self.hot_expiry.len()
+    }
+
     fn apply_hot(&self, ns: &Namespace, write: &HotWrite) -> Result<Applied> {
         match write {
             HotWrite::Set { key, value, ttl_ms } => {
@@ -236,23 +288,17 @@ impl SledStore {
                     Some(ttl_ms) => now_ms().saturating_add((*ttl_ms).max(1)),
                     None => 0,
                 };
-                if expires_at != 0 {
-                    // Index first: a crash between the two leaves a stray index
-                    // entry, which the sweeper ignores, never an unswept value.
-                    let index_key = [&expires_at.to_be_bytes()[..], &key].concat();
-                    self.hot_expiry
-                        .insert(index_key, &[])
-                        .map_err(unavailable)?;
-                }
-                self.hot_values
-                    .insert(key, join_value(expires_at, value))
-                    .map_err(unavailable)?;
+                self.replace_value(&key, Some(join_value(expires_at, value)))?;
                 Ok(Applied::Done)
             }
             HotWrite::Delete { key } => {
                 let key = Key::new(ns).part(key.as_bytes()).done();
-                let existed = self.live_value(&key)?.is_some();
-                self.hot_values.remove(key).map_err(unavailable)?;
+                let replaced = self.replace_value(&key, None)?;
+                let now = now_ms();
+                let existed = match replaced {
+                    Some(old) => matches!(split_value(&old)?, (at, _) if at == 0 || at > now),
+                    None => false,
+                };
                 Ok(Applied::Existed(existed))
             }
             HotWrite::Incr { key, delta } => {
@@ -730,6 +776,11 @@ fn transaction_error(error: TransactionError<Error>) -> Error {
         TransactionError::Abort(error) => error,
         TransactionError::Storage(error) => unavailable(error),
     }
+}
+
+/// The expiry index's key for a value at `key` that expires at `expires_at`.
+fn expiry_index_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
+    [&expires_at.to_be_bytes()[..], key].concat()
 }
 
 /// A u64 header (expiry or version) followed by bytes.
