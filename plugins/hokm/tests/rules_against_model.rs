@@ -441,7 +441,8 @@ fn thousands_of_games_follow_the_rules_of_the_model() {
         count(&coverage.unfollowed_twos),
         count(&coverage.refusals),
     );
-    assert_eq!(games, u64::from(cases), "every case played a whole game");
+    // Every generated case, and the saved regressions replayed before them.
+    assert!(games >= u64::from(cases), "every case played a whole game");
     assert!(count(&coverage.kots) >= 100, "Kots were played");
     assert!(
         count(&coverage.kots_against_hakem) >= 10,
