@@ -161,6 +161,9 @@ pub struct SessionsConfig {
     pub state_bytes_max: u64,
     /// Largest action or config document a client may send.
     pub document_bytes_max: u64,
+    /// Most answers kept per session for actions sent with an
+    /// `Idempotency-Key` (the oldest goes first).
+    pub idempotency_keys_max: usize,
     /// Whether the creator of a session may choose its seed
     /// (`{"seed": n}`), for replays, tests and practice. Such a session is
     /// not fair play (its creator can replay every shuffle) and its summary
@@ -177,6 +180,7 @@ impl Default for SessionsConfig {
             live_max: 1000,
             state_bytes_max: 1024 * 1024,
             document_bytes_max: 16 * 1024,
+            idempotency_keys_max: 16,
             client_seeds: false,
         }
     }
@@ -305,6 +309,10 @@ impl Config {
         }
         positive("sessions.live_max", self.sessions.live_max as u64)?;
         positive("sessions.state_bytes_max", self.sessions.state_bytes_max)?;
+        positive(
+            "sessions.idempotency_keys_max",
+            self.sessions.idempotency_keys_max as u64,
+        )?;
         positive("storage.sled.cache_bytes", self.storage.sled.cache_bytes)?;
         if self.storage.hot == HotBackend::RedisCluster
             && self.storage.redis.cluster_nodes.is_empty()

@@ -12,7 +12,7 @@
 //! lives under the host's namespace, never a plugin's.
 
 use crate::config::SessionsConfig;
-use crate::storage::{self, HotStore, HotWrite, Namespace, Op};
+use crate::storage::{self, HotStore, HotWrite, Namespace, Op, OpId};
 use crate::wasm::{CallError, Fault, GameInfo, Instance, Plugin, Refusal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,6 +46,21 @@ struct SessionRecord {
     /// When the record expires, in ms since the Unix epoch: the session and
     /// its tokens are gone then, in memory as in storage.
     expires_at_ms: u64,
+    /// The answers to the latest actions sent with an `Idempotency-Key`,
+    /// oldest first, at most `sessions.idempotency_keys_max`.
+    replies: Vec<KeptReply>,
+}
+
+/// The answer to an action sent with an idempotency key: a retry with the
+/// same key gets it again instead of acting twice.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KeptReply {
+    player: String,
+    key: String,
+    /// SHA-256 of the action: the same key with another action is refused.
+    action_hash: [u8; 32],
+    view: Option<String>,
+    outcome: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -162,6 +177,10 @@ pub enum SessionError {
         "this host chooses every session's seed itself and keeps it secret until the game ends; a client may choose one only where sessions.client_seeds is on"
     )]
     SeedNotAllowed,
+    #[error("an idempotency key is 1 to 128 printable ASCII characters")]
+    BadIdempotencyKey,
+    #[error("this idempotency key was used for another action in this session")]
+    IdempotencyKeyReused,
     #[error(transparent)]
     Refused(Refusal),
     #[error(transparent)]
@@ -209,6 +228,9 @@ pub struct Acted {
     pub view: Option<String>,
     /// The outcome (JSON) if the game ended.
     pub outcome: Option<String>,
+    /// This is the kept answer to an earlier request with the same
+    /// idempotency key: nothing was done now.
+    pub replayed: bool,
 }
 
 /// A session as anyone may see it.
@@ -334,6 +356,7 @@ impl Sessions {
             outcome: None,
             actions: 0,
             expires_at_ms: 0,
+            replies: Vec::new(),
         };
         self.store(&id, &mut record).await?;
         let fairness = Fairness::of(&record);
@@ -371,9 +394,11 @@ impl Sessions {
                 record,
                 instance: kept,
             } = &mut *live;
+            let seat = (record.players.len() as u64).to_be_bytes();
+            let change = OpId::derived(&[b"join", session.as_bytes(), &seat]);
             let joined = instance_of(kept, &plugin)
                 .await?
-                .join(&record.state, name)
+                .join(&record.state, name, change)
                 .await;
             faulting(joined, kept)?
         };
@@ -393,19 +418,58 @@ impl Sessions {
         })
     }
 
-    /// Applies the action of the player holding `token`.
-    pub async fn act(&self, session: &str, token: &str, action: &str) -> Result<Acted> {
+    /// Applies the action of the player holding `token`. With an
+    /// `idempotency_key`, a retry of the same action with the same key gets
+    /// the first answer again instead of acting twice.
+    ///
+    /// The action's storage writes take op ids derived from the session and
+    /// the action's number, so an action retried after a failure (its
+    /// session record not stored, the number unchanged) writes under the
+    /// same ids, and no backend applies its writes twice.
+    pub async fn act(
+        &self,
+        session: &str,
+        token: &str,
+        action: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Acted> {
         self.check_document(action)?;
+        if let Some(key) = idempotency_key {
+            let valid = (1..=128).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+            if !valid {
+                return Err(SessionError::BadIdempotencyKey);
+            }
+        }
+        let action_hash: [u8; 32] = Sha256::digest(action.as_bytes()).into();
         let mut live = self.lock(session).await?;
         let player = live
             .record
             .player_by_token(token)
             .ok_or(SessionError::BadToken)?
             .to_owned();
+        if let Some(key) = idempotency_key
+            && let Some(kept) = live
+                .record
+                .replies
+                .iter()
+                .find(|kept| kept.player == player && kept.key == key)
+        {
+            if kept.action_hash != action_hash {
+                return Err(SessionError::IdempotencyKeyReused);
+            }
+            return Ok(Acted {
+                view: kept.view.clone(),
+                outcome: kept.outcome.clone(),
+                replayed: true,
+            });
+        }
         if live.record.outcome.is_some() {
             return Err(SessionError::Refused(Refusal::Finished));
         }
         let plugin = self.plugin(&live.record.game)?;
+        let number = live.record.actions + 1;
+        let change = OpId::derived(&[b"act", session.as_bytes(), &number.to_be_bytes()]);
         let turn = {
             let Live {
                 record,
@@ -413,7 +477,7 @@ impl Sessions {
             } = &mut *live;
             let acted = instance_of(kept, &plugin)
                 .await?
-                .act(&record.state, &player, action)
+                .act(&record.state, &player, action, change)
                 .await;
             faulting(acted, kept)?
         };
@@ -421,21 +485,42 @@ impl Sessions {
         let mut next = live.record.clone();
         next.state = turn.state;
         next.outcome = turn.outcome;
-        next.actions += 1;
-        self.store(session, &mut next).await?;
-        live.record = next;
-        // The action is applied and durable: a failure to render the view
-        // now must not report the action as failed (a retry would be refused).
-        let view = match self.render(&mut live, &plugin, Some(&player)).await {
-            Ok(view) => Some(view),
-            Err(error) => {
-                tracing::warn!(%error, session, "the view after an applied action failed");
-                None
+        next.actions = number;
+        // The view is rendered before the record is stored, so a kept
+        // answer can go into the same write. The action stands even if the
+        // view fails (a retry would be refused).
+        let view = {
+            let Live { instance: kept, .. } = &mut *live;
+            let rendered = instance_of(kept, &plugin)
+                .await?
+                .view(&next.state, Some(&player))
+                .await;
+            match faulting(rendered, kept) {
+                Ok(view) => Some(view),
+                Err(error) => {
+                    tracing::warn!(%error, session, "the view after an action failed");
+                    None
+                }
             }
         };
+        if let Some(key) = idempotency_key {
+            if next.replies.len() >= self.config.idempotency_keys_max {
+                next.replies.remove(0);
+            }
+            next.replies.push(KeptReply {
+                player: player.clone(),
+                key: key.to_owned(),
+                action_hash,
+                view: view.clone(),
+                outcome: next.outcome.clone(),
+            });
+        }
+        self.store(session, &mut next).await?;
+        live.record = next;
         Ok(Acted {
             view,
             outcome: live.record.outcome.clone(),
+            replayed: false,
         })
     }
 
@@ -515,6 +600,10 @@ impl Sessions {
     /// Stores `record` durably with its time to live: `unjoined_ttl_ms`
     /// until someone joins, `ttl_ms` from then on, counted from now.
     async fn store(&self, session: &str, record: &mut SessionRecord) -> Result<()> {
+        // Tests fail the store after a plugin's writes went through.
+        fail::fail_point!("session-store", |_| Err(SessionError::Storage(
+            storage::Error::Unavailable("failpoint session-store".into())
+        )));
         let ttl_ms = if record.players.is_empty() {
             self.config.unjoined_ttl_ms
         } else {

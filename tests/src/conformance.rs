@@ -23,7 +23,8 @@ macro_rules! hot_conformance_suite {
     ($make:path) => {
         $crate::conformance_suite!(@cases $make;
             ttl_expires_values, counters_lose_no_concurrent_increment, leaderboards_rank_ties_and_neighbours,
-            hashes_keep_fields, hot_large_values_round_trip, hot_hostile_keys_stay_distinct, hot_namespaces_are_isolated);
+            hashes_keep_fields, hot_large_values_round_trip, hot_hostile_keys_stay_distinct, hot_namespaces_are_isolated,
+            hot_ops_apply_once);
     };
 }
 
@@ -34,7 +35,8 @@ macro_rules! cold_conformance_suite {
         $crate::conformance_suite!(@cases $make;
             versions_conflict_and_change_nothing, transactions_are_all_or_nothing,
             pagination_neither_skips_nor_repeats, queries_match_json_fields, history_streams_append_in_order,
-            cold_large_values_round_trip, cold_hostile_keys_stay_distinct, cold_namespaces_are_isolated);
+            cold_large_values_round_trip, cold_hostile_keys_stay_distinct, cold_namespaces_are_isolated,
+            cold_ops_apply_once);
     };
 }
 
@@ -1014,4 +1016,222 @@ pub async fn cold_namespaces_are_isolated(storage: &Storage) {
             .version,
         1
     );
+}
+
+/// Applies `op` `times` times at once; every call must give `expected`.
+async fn concurrently<W>(
+    times: usize,
+    op: Op<W>,
+    apply: impl Fn(Op<W>) -> tokio::task::JoinHandle<Result<Applied, Error>>,
+    expected: &Applied,
+) where
+    W: Clone,
+{
+    let handles: Vec<_> = (0..times).map(|_| apply(op.clone())).collect();
+    for handle in handles {
+        assert_eq!(
+            &handle.await.expect("task").unwrap(),
+            expected,
+            "a duplicate"
+        );
+    }
+}
+
+/// Every write is applied once per op id: applying the same op again (a
+/// replay after an outage, a retried action) changes nothing and returns
+/// the first result, also when other writes came in between and when the
+/// duplicates arrive at the same time. A different id applies again.
+pub async fn hot_ops_apply_once(storage: &Storage) {
+    let ns = fresh_namespace();
+    let op = |write: HotWrite| Op::new(ns.clone(), write);
+    let again = async |op: &Op<HotWrite>| storage.hot.apply(op).await.unwrap();
+
+    let first = op(HotWrite::Incr {
+        key: "n".into(),
+        delta: 1,
+    });
+    assert_eq!(again(&first).await, Applied::Integer(1));
+    let second = op(HotWrite::Incr {
+        key: "n".into(),
+        delta: 10,
+    });
+    assert_eq!(again(&second).await, Applied::Integer(11));
+    assert_eq!(
+        again(&first).await,
+        Applied::Integer(1),
+        "the first result, again"
+    );
+    assert_eq!(again(&second).await, Applied::Integer(11));
+    assert_eq!(
+        storage.hot.get(&ns, "n").await.unwrap(),
+        Some(b"11".to_vec())
+    );
+    // The same write under a new id is a new write.
+    let fresh = Op::new(ns.clone(), first.write.clone());
+    assert_eq!(again(&fresh).await, Applied::Integer(12));
+
+    // A set replayed after a later set does not undo it.
+    let old = op(set("k", b"old", None));
+    again(&old).await;
+    again(&op(set("k", b"new", Some(60_000)))).await;
+    assert_eq!(again(&old).await, Applied::Done);
+    assert_eq!(
+        storage.hot.get(&ns, "k").await.unwrap(),
+        Some(b"new".to_vec())
+    );
+
+    // A delete answers what it found the first time.
+    let delete = op(HotWrite::Delete { key: "k".into() });
+    assert_eq!(again(&delete).await, Applied::Existed(true));
+    again(&op(set("k", b"back", None))).await;
+    assert_eq!(again(&delete).await, Applied::Existed(true));
+    assert_eq!(
+        storage.hot.get(&ns, "k").await.unwrap(),
+        Some(b"back".to_vec())
+    );
+
+    let field = op(HotWrite::HashSet {
+        key: "h".into(),
+        field: "f".into(),
+        value: b"1".to_vec(),
+    });
+    again(&field).await;
+    again(&op(HotWrite::HashSet {
+        key: "h".into(),
+        field: "f".into(),
+        value: b"2".to_vec(),
+    }))
+    .await;
+    again(&field).await;
+    assert_eq!(
+        storage.hot.hash_get(&ns, "h", "f").await.unwrap(),
+        Some(b"2".to_vec())
+    );
+
+    let bump = op(HotWrite::LeaderboardIncr {
+        board: "b".into(),
+        member: "ann".into(),
+        delta: 2.5,
+    });
+    assert_eq!(again(&bump).await, Applied::Score(2.5));
+    assert_eq!(again(&bump).await, Applied::Score(2.5));
+    let reset = op(HotWrite::LeaderboardSet {
+        board: "b".into(),
+        member: "bob".into(),
+        score: 7.0,
+    });
+    again(&reset).await;
+    again(&op(HotWrite::LeaderboardIncr {
+        board: "b".into(),
+        member: "bob".into(),
+        delta: 1.0,
+    }))
+    .await;
+    again(&reset).await;
+    let top = storage.hot.leaderboard_top(&ns, "b", 10).await.unwrap();
+    let scores: Vec<(String, f64)> = top.into_iter().map(|e| (e.member, e.score)).collect();
+    assert_eq!(scores, [("bob".to_owned(), 8.0), ("ann".to_owned(), 2.5)]);
+
+    // Eight copies of one increment at once: applied once, one answer.
+    let counter = op(HotWrite::Incr {
+        key: "c".into(),
+        delta: 5,
+    });
+    let hot = storage.hot.clone();
+    concurrently(
+        8,
+        counter,
+        |op| {
+            let hot = hot.clone();
+            tokio::spawn(async move { hot.apply(&op).await })
+        },
+        &Applied::Integer(5),
+    )
+    .await;
+    assert_eq!(
+        storage.hot.get(&ns, "c").await.unwrap(),
+        Some(b"5".to_vec())
+    );
+}
+
+/// The same for cold storage: puts, deletes, transactions and history
+/// appends apply once per op id.
+pub async fn cold_ops_apply_once(storage: &Storage) {
+    let ns = fresh_namespace();
+    let op = |write: ColdWrite| Op::new(ns.clone(), write);
+    let apply = async |op: &Op<ColdWrite>| storage.cold.apply(op).await;
+
+    let create = op(ColdWrite::Record(put("c", "a", r#"{"n":1}"#, None)));
+    assert_eq!(apply(&create).await.unwrap(), Applied::Version(1));
+    assert_eq!(apply(&create).await.unwrap(), Applied::Version(1));
+    let update = op(ColdWrite::Record(put("c", "a", r#"{"n":2}"#, Some(1))));
+    assert_eq!(apply(&update).await.unwrap(), Applied::Version(2));
+    // Replayed, the versioned put is not a conflict: it was applied.
+    assert_eq!(apply(&update).await.unwrap(), Applied::Version(2));
+    assert_eq!(apply(&create).await.unwrap(), Applied::Version(1));
+    let record = storage.cold.get(&ns, "c", "a").await.unwrap().unwrap();
+    assert_eq!((record.version, record.body.as_str()), (2, r#"{"n":2}"#));
+    // A put that failed its version check left no mark: it fails again.
+    let stale = op(ColdWrite::Record(put("c", "a", "{}", Some(1))));
+    for _ in 0..2 {
+        assert!(matches!(apply(&stale).await, Err(Error::Conflict { .. })));
+    }
+
+    let delete = op(ColdWrite::Record(RecordWrite::Delete {
+        collection: "c".into(),
+        key: "a".into(),
+        expected_version: None,
+    }));
+    assert_eq!(apply(&delete).await.unwrap(), Applied::Existed(true));
+    assert_eq!(apply(&delete).await.unwrap(), Applied::Existed(true));
+    assert_eq!(storage.cold.get(&ns, "c", "a").await.unwrap(), None);
+
+    let transaction = op(ColdWrite::Transaction(vec![
+        put("c", "x", "1", Some(0)),
+        put("c", "y", "2", None),
+    ]));
+    assert_eq!(
+        apply(&transaction).await.unwrap(),
+        Applied::Versions(vec![1, 1])
+    );
+    assert_eq!(
+        apply(&transaction).await.unwrap(),
+        Applied::Versions(vec![1, 1])
+    );
+    assert_eq!(
+        storage
+            .cold
+            .get(&ns, "c", "y")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+
+    let append = |body: &str| {
+        op(ColdWrite::AppendHistory {
+            stream: "s".into(),
+            body: body.into(),
+        })
+    };
+    let first = append(r#""one""#);
+    assert_eq!(apply(&first).await.unwrap(), Applied::Seq(1));
+    assert_eq!(apply(&append(r#""two""#)).await.unwrap(), Applied::Seq(2));
+    assert_eq!(apply(&first).await.unwrap(), Applied::Seq(1));
+    // Eight copies of one append at once: one entry.
+    let cold = storage.cold.clone();
+    concurrently(
+        8,
+        append(r#""three""#),
+        |op| {
+            let cold = cold.clone();
+            tokio::spawn(async move { cold.apply(&op).await })
+        },
+        &Applied::Seq(3),
+    )
+    .await;
+    let entries = storage.cold.read_history(&ns, "s", 0, 10).await.unwrap();
+    let bodies: Vec<&str> = entries.iter().map(|e| e.body.as_str()).collect();
+    assert_eq!(bodies, [r#""one""#, r#""two""#, r#""three""#]);
 }

@@ -226,6 +226,23 @@ pub struct Player {
 }
 
 impl Player {
+    /// Sends an action with an `Idempotency-Key`; the raw response, so a
+    /// test can read its headers.
+    pub async fn act_keyed(&self, action: &Value, key: &str) -> reqwest::Response {
+        self.api
+            .http
+            .post(format!(
+                "{}/v1/sessions/{}/actions",
+                self.api.base, self.session
+            ))
+            .bearer_auth(&self.token)
+            .header("idempotency-key", key)
+            .body(action.to_string())
+            .send()
+            .await
+            .expect("the host answers")
+    }
+
     pub async fn act(&self, action: &Value) -> Reply {
         let path = format!("/v1/sessions/{}/actions", self.session);
         self.api

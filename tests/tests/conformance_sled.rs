@@ -110,12 +110,16 @@ async fn the_sweeper_removes_expired_values() {
 /// expiry index instead of adding one, so the index and the folder follow
 /// the live data, not the number of writes. One key written 100,000 times
 /// by 32 writers at once (each write durable) leaves one index entry; a
-/// deleted key leaves none.
+/// deleted key leaves none once its tombstone is swept. (Op marks ride in
+/// the value itself; the other writes' markers grow with writes for their
+/// retention, here 1 ms.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewriting_a_key_with_a_ttl_keeps_one_index_entry() {
     let dir = tempfile::tempdir().unwrap();
     let config = SledConfig {
         path: dir.path().join("db"),
+        dedupe_retention_ms: 1,
+        sweep_interval_ms: 3_600_000,
         ..SledConfig::default()
     };
     let store = SledStore::open(&config).unwrap();
@@ -150,14 +154,19 @@ async fn rewriting_a_key_with_a_ttl_keeps_one_index_entry() {
         folder / 1024
     );
     assert!(folder < 32 << 20, "the folder holds {folder} bytes");
-    // Deleting the key takes its entry with it.
+    // Deleting the key swaps its entry for its tombstone's, which the
+    // sweeper takes once the retention has passed.
     let delete = HotWrite::Delete {
         key: "session".into(),
     };
     hoard::storage::HotStore::apply(&*store, &Op::new(ns.clone(), delete))
         .await
         .unwrap();
+    assert_eq!(store.expiry_index_len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    while store.sweep_expired(1000).unwrap() > 0 {}
     assert_eq!(store.expiry_index_len(), 0);
+    assert_eq!(store.stored_hot_values(), 0);
     // And a TTL dropped by a plain set goes from the index too.
     for ttl_ms in [Some(60_000), None] {
         let write = HotWrite::Set {

@@ -4,7 +4,7 @@
 //! real by freezing a Redis server of the test's own.
 
 use hoard::storage::redis::SingleRedis;
-use hoard::storage::{Limits, Storage};
+use hoard::storage::{Limits, OpId, Storage};
 use hoard::wasm::{CallError, Fault, Instance, Runtime, WasmConfig};
 use hoard_tests::plugin_path;
 use hoard_tests::services::{RedisServer, temp_sled};
@@ -33,7 +33,10 @@ async fn probe_on(
         .expect("probe loads");
     let mut instance = plugin.instantiate().await.expect("instance");
     let state = instance.create("s", 1, "{}").await.expect("create");
-    let state = instance.join(&state, "p").await.expect("join");
+    let state = instance
+        .join(&state, "p", OpId::random())
+        .await
+        .expect("join");
     (runtime, instance, state, dir)
 }
 
@@ -64,7 +67,7 @@ async fn waiting_on_slow_storage_is_not_the_plugins_time() {
     let turn = with_frozen(
         &redis,
         Duration::from_millis(600),
-        instance.act(&state, "p", action),
+        instance.act(&state, "p", action, OpId::random()),
     )
     .await;
     let waited = started.elapsed();
@@ -82,7 +85,9 @@ async fn waiting_on_slow_storage_is_not_the_plugins_time() {
     );
 
     // The plugin's own time still counts: a busy loop is stopped.
-    let looped = instance.act(&state, "p", r#"{"do":"loop"}"#).await;
+    let looped = instance
+        .act(&state, "p", r#"{"do":"loop"}"#, OpId::random())
+        .await;
     assert_eq!(
         looped,
         Err(CallError::Fault(Fault::TimedOut { limit_ms: 200 }))
@@ -105,7 +110,7 @@ async fn a_call_is_stopped_at_its_wall_time_limit() {
     let result = with_frozen(
         &redis,
         Duration::from_millis(800),
-        instance.act(&state, "p", action),
+        instance.act(&state, "p", action, OpId::random()),
     )
     .await;
     let error = result.expect_err("a call past its wall limit fails");

@@ -68,7 +68,8 @@ async fn hokm_full_games_in_service_mode() {
             &keys.config.url,
             "--scan",
             "--pattern",
-            &format!("{}:{{_hoard:v:session:*", keys.config.key_prefix),
+            // Ending in the tag's `}`: not the op markers beside them.
+            &format!("{}:{{_hoard:v:session:*}}", keys.config.key_prefix),
         ])
         .output()
         .unwrap();

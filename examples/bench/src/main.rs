@@ -17,7 +17,7 @@
 //! (`-- --quick` for a short smoke run).
 
 use hoard::storage::sled::{SledConfig, SledStore};
-use hoard::storage::{HotStore, HotWrite, Limits, Namespace, Op, Storage};
+use hoard::storage::{HotStore, HotWrite, Limits, Namespace, Op, OpId, Storage};
 use hoard::wasm::{Runtime, WasmConfig};
 use hokm::game::{Game, Phase};
 use std::path::PathBuf;
@@ -144,7 +144,9 @@ async fn plugin_overhead(rounds: usize) {
         native_passes.push(started.elapsed() / steps.len() as u32);
         let started = Instant::now();
         for step in &steps {
-            let turn = instance.act(&step.state, &step.player, &step.action).await;
+            let turn = instance
+                .act(&step.state, &step.player, &step.action, OpId::random())
+                .await;
             std::hint::black_box(turn.expect("legal"));
         }
         plugin_passes.push(started.elapsed() / steps.len() as u32);
@@ -157,7 +159,9 @@ async fn plugin_overhead(rounds: usize) {
     let started = Instant::now();
     for step in steps.iter().take(fresh_count) {
         let mut instance = plugin.instantiate().await.expect("instance");
-        let turn = instance.act(&step.state, &step.player, &step.action).await;
+        let turn = instance
+            .act(&step.state, &step.player, &step.action, OpId::random())
+            .await;
         std::hint::black_box(turn.expect("legal"));
     }
     let fresh = started.elapsed() / fresh_count as u32;
@@ -627,7 +631,10 @@ async fn service_overhead(iterations: usize) {
         .expect("probe loads");
     let mut instance = plugin.instantiate().await.expect("instance");
     let state = instance.create("bench", 1, "{}").await.expect("create");
-    let state = instance.join(&state, "p").await.expect("join");
+    let state = instance
+        .join(&state, "p", OpId::random())
+        .await
+        .expect("join");
 
     // Both baselines are the clients a careful Rust service would hold, set
     // up as hoard's are, so the ratio is what hoard adds and not what a
@@ -665,7 +672,7 @@ async fn service_overhead(iterations: usize) {
     for _ in 0..iterations {
         let started = Instant::now();
         let turn = instance
-            .act(&state, "p", r#"{"do":"count"}"#)
+            .act(&state, "p", r#"{"do":"count"}"#, OpId::random())
             .await
             .expect("the probe counts");
         std::hint::black_box(turn);
@@ -745,7 +752,7 @@ async fn service_overhead(iterations: usize) {
                     let started = Instant::now();
                     if host_side {
                         let turn = instance
-                            .act(&state, "p", action)
+                            .act(&state, "p", action, OpId::random())
                             .await
                             .expect("the probe acts");
                         action_times.push(started.elapsed());

@@ -104,11 +104,17 @@ impl From<SessionError> for ApiError {
             SessionError::NameTaken(_)
             | SessionError::InvalidName
             | SessionError::DocumentTooLarge { .. }
-            | SessionError::SeedNotAllowed => {
+            | SessionError::SeedNotAllowed
+            | SessionError::BadIdempotencyKey
+            | SessionError::IdempotencyKeyReused => {
                 let (status, code) = match error {
                     SessionError::NameTaken(_) => (S::CONFLICT, "name_taken"),
                     SessionError::InvalidName => (S::BAD_REQUEST, "invalid_name"),
                     SessionError::SeedNotAllowed => (S::FORBIDDEN, "seed_not_allowed"),
+                    SessionError::BadIdempotencyKey => (S::BAD_REQUEST, "bad_idempotency_key"),
+                    SessionError::IdempotencyKeyReused => {
+                        (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+                    }
                     _ => (S::PAYLOAD_TOO_LARGE, "document_too_large"),
                 };
                 ApiError::new(status, code, error.to_string())

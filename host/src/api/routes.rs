@@ -165,11 +165,21 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
         }
         Route::Actions(id) => {
             let token = bearer(request.headers())?;
+            let key = idempotency_key(request.headers())?;
             let action: Box<RawValue> = read_json(server, request).await?;
-            let acted = sessions.act(id, &token, action.get()).await?;
+            let acted = sessions
+                .act(id, &token, action.get(), key.as_deref())
+                .await?;
+            let replayed = acted.replayed;
             let outcome = acted.outcome.map(raw).transpose()?;
             let view = acted.view.map(raw).transpose()?;
-            ok(json!({"view": view, "outcome": outcome}))
+            let mut response = ok(json!({"view": view, "outcome": outcome}))?;
+            if replayed {
+                response
+                    .headers_mut()
+                    .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+            }
+            Ok(response)
         }
         Route::View(id) => {
             let token = bearer(request.headers())?;
@@ -278,6 +288,23 @@ fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         return Err(missing());
     }
     Ok(token.to_owned())
+}
+
+/// Sent with the kept answer to a retried action (same `Idempotency-Key`).
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The request's `Idempotency-Key`, if any.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    value.to_str().map(|key| Some(key.to_owned())).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_idempotency_key",
+            "an idempotency key is 1 to 128 printable ASCII characters",
+        )
+    })
 }
 
 /// Refuses bodies in an encoding hoard does not decode, rather than read

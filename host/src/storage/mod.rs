@@ -8,7 +8,8 @@
 //! **Every write is a value.** Reads are plain trait methods; every write is
 //! an [`Op`] (an id, a namespace and a [`HotWrite`] or [`ColdWrite`]) passed
 //! to `apply`. The same value can therefore be applied, queued, replayed and
-//! deduplicated by a layer that wraps a backend without knowing its insides.
+//! deduplicated by a layer that wraps a backend without knowing its insides;
+//! every backend applies an op id once, so replaying is always safe.
 //!
 //! Backends are siblings that only implement the traits: [`sled`] (embedded,
 //! both capabilities), [`redis`] (hot, on Redis or Redis Cluster) and
@@ -95,7 +96,10 @@ pub struct HistoryEntry {
 /// separate keyspaces inside each namespace.
 #[async_trait]
 pub trait HotStore: Send + Sync + 'static {
-    /// Applies one write durably, returning its result.
+    /// Applies one write durably, returning its result. Once per op id: an
+    /// op applied before (within the backend's retention) changes nothing
+    /// and returns its first result. `Publish` is the exception: it is
+    /// delivered to whoever listens now, each time.
     async fn apply(&self, op: &Op<HotWrite>) -> Result<Applied>;
 
     async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>>;
@@ -128,7 +132,8 @@ pub trait HotStore: Send + Sync + 'static {
 /// Cold storage: durable, Postgres-like.
 #[async_trait]
 pub trait ColdStore: Send + Sync + 'static {
-    /// Applies one write (or one transaction) durably and atomically.
+    /// Applies one write (or one transaction) durably and atomically, once
+    /// per op id, as [`HotStore::apply`] does.
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied>;
 
     async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>>;

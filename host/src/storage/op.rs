@@ -4,16 +4,41 @@
 //! it after an outage and deduplicate it by [`OpId`].
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// A unique id per write, chosen by whoever creates the op. Replaying an op
-/// with the same id must not apply it twice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A unique id per write, chosen by whoever creates the op. Applying an op
+/// whose id was applied before (within the backend's retention) changes
+/// nothing and returns the first result: every backend deduplicates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OpId(pub u128);
 
 impl OpId {
     pub fn random() -> Self {
         OpId(rand::random())
+    }
+
+    /// An id derived from `parts`: the same parts give the same id, so a
+    /// retried action produces the same ids and its writes apply once.
+    /// Parts are length-prefixed, so no two lists of parts collide by
+    /// concatenation.
+    pub fn derived(parts: &[&[u8]]) -> Self {
+        let mut hash = Sha256::new();
+        hash.update(b"hoard-op-v1");
+        for part in parts {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        let digest = hash.finalize();
+        OpId(u128::from_be_bytes(
+            digest[..16]
+                .try_into()
+                .expect("a SHA-256 digest has 32 bytes"),
+        ))
+    }
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
     }
 }
 
@@ -176,8 +201,9 @@ impl RecordWrite {
 }
 
 /// What an applied write returned. Which variant a write yields is fixed by
-/// its kind (see the variants' docs above).
-#[derive(Clone, Debug, PartialEq)]
+/// its kind (see the variants' docs above). A value, so a backend can keep
+/// it beside an op's id and answer a duplicate with the first result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Applied {
     Done,
     Existed(bool),
@@ -186,4 +212,90 @@ pub enum Applied {
     Version(u64),
     Versions(Vec<u64>),
     Seq(u64),
+}
+
+impl Applied {
+    /// A short text form, the one Redis and PostgreSQL keep beside an op's
+    /// id: a letter for the variant, then its value.
+    pub fn encode(&self) -> String {
+        match self {
+            Applied::Done => "d".into(),
+            Applied::Existed(existed) => format!("e{}", u8::from(*existed)),
+            Applied::Integer(n) => format!("i{n}"),
+            // Bits, not decimal: the score comes back exactly.
+            Applied::Score(score) => format!("s{:x}", score.to_bits()),
+            Applied::Version(version) => format!("v{version}"),
+            Applied::Versions(versions) => {
+                let list: Vec<String> = versions.iter().map(u64::to_string).collect();
+                format!("w{}", list.join(","))
+            }
+            Applied::Seq(seq) => format!("q{seq}"),
+        }
+    }
+
+    /// The inverse of [`Applied::encode`]; `None` for text it did not make.
+    pub fn decode(text: &str) -> Option<Applied> {
+        let (kind, rest) = text.split_at_checked(1)?;
+        Some(match kind {
+            "d" if rest.is_empty() => Applied::Done,
+            "e" => Applied::Existed(match rest {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            }),
+            "i" => Applied::Integer(rest.parse().ok()?),
+            "s" => Applied::Score(f64::from_bits(u64::from_str_radix(rest, 16).ok()?)),
+            "v" => Applied::Version(rest.parse().ok()?),
+            "w" if rest.is_empty() => Applied::Versions(Vec::new()),
+            "w" => Applied::Versions(
+                rest.split(',')
+                    .map(|v| v.parse().ok())
+                    .collect::<Option<Vec<u64>>>()?,
+            ),
+            "q" => Applied::Seq(rest.parse().ok()?),
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_parts_do_not_run_together() {
+        assert_eq!(
+            OpId::derived(&[b"session", b"7"]),
+            OpId::derived(&[b"session", b"7"])
+        );
+        assert_ne!(OpId::derived(&[b"ab", b"c"]), OpId::derived(&[b"a", b"bc"]));
+        assert_ne!(OpId::derived(&[b"s", b"1"]), OpId::derived(&[b"s", b"2"]));
+    }
+
+    #[test]
+    fn results_round_trip_through_their_text() {
+        let results = [
+            Applied::Done,
+            Applied::Existed(true),
+            Applied::Existed(false),
+            Applied::Integer(-42),
+            Applied::Integer(i64::MAX),
+            Applied::Score(-0.1),
+            Applied::Score(1e300),
+            Applied::Version(3),
+            Applied::Versions(vec![]),
+            Applied::Versions(vec![1, 0, 7]),
+            Applied::Seq(9),
+        ];
+        for result in results {
+            assert_eq!(
+                Applied::decode(&result.encode()),
+                Some(result.clone()),
+                "{result:?}"
+            );
+        }
+        for junk in ["", "x1", "e2", "ifoo", "d1", "w1,,2"] {
+            assert_eq!(Applied::decode(junk), None, "{junk:?}");
+        }
+    }
 }

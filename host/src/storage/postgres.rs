@@ -9,8 +9,8 @@
 //! containment so the GIN index on `doc` can serve it.
 
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Compare, Condition, Error, HistoryEntry, Namespace, Op, Page,
-    Record, RecordWrite, Result,
+    Applied, ColdStore, ColdWrite, Compare, Condition, Error, HistoryEntry, Namespace, Op, OpId,
+    Page, Record, RecordWrite, Result,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,10 @@ pub struct PostgresConfig {
     pub statement_timeout_ms: u64,
     /// Apply `migrations/` at start (as `hoard migrate` does).
     pub migrate_on_start: bool,
+    /// How long the row of an applied op is kept in `applied_ops`: an op
+    /// replayed or retried within it is not applied twice. It must outlast
+    /// the longest outage the outbox rides out.
+    pub dedupe_retention_ms: u64,
 }
 
 impl Default for PostgresConfig {
@@ -47,6 +51,7 @@ impl Default for PostgresConfig {
             acquire_timeout_ms: 2000,
             statement_timeout_ms: 5000,
             migrate_on_start: true,
+            dedupe_retention_ms: 24 * 3600 * 1000,
         }
     }
 }
@@ -65,6 +70,49 @@ pub enum ConnectError {
 /// Cold storage on PostgreSQL.
 pub struct PostgresStore {
     pool: PgPool,
+    /// Deletes expired `applied_ops` rows; stopped when the store goes.
+    forgetting: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(task) = self.forgetting.take() {
+            task.abort();
+        }
+    }
+}
+
+/// How often expired `applied_ops` rows are deleted, and how many at most
+/// in one statement (so a backlog never holds locks for long).
+const FORGET_OPS_EVERY: Duration = Duration::from_secs(60);
+const FORGET_OPS_BATCH_MAX: i64 = 10_000;
+
+/// Deletes `applied_ops` rows older than `retention`, a batch at a time.
+async fn forget_applied_ops(pool: PgPool, retention: Duration) {
+    let mut ticker = tokio::time::interval(FORGET_OPS_EVERY);
+    loop {
+        ticker.tick().await;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM applied_ops WHERE op_id IN (
+                     SELECT op_id FROM applied_ops
+                     WHERE applied_at < now() - make_interval(secs => $1)
+                     LIMIT $2)",
+            )
+            .bind(retention.as_secs_f64())
+            .bind(FORGET_OPS_BATCH_MAX)
+            .execute(&pool)
+            .await;
+            match deleted {
+                Ok(done) if done.rows_affected() as i64 == FORGET_OPS_BATCH_MAX => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "deleting expired op rows failed; trying again later");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 impl PostgresStore {
@@ -87,7 +135,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| failed(e.to_string()))?;
-        let store = PostgresStore { pool };
+        let mut store = PostgresStore {
+            pool,
+            forgetting: None,
+        };
         if config.migrate_on_start {
             store
                 .migrate()
@@ -96,6 +147,12 @@ impl PostgresStore {
                     url: redact(&config.url),
                     reason,
                 })?;
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            store.forgetting = Some(tokio::spawn(forget_applied_ops(
+                store.pool.clone(),
+                Duration::from_millis(config.dedupe_retention_ms),
+            )));
         }
         Ok(store)
     }
@@ -125,6 +182,10 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// What `convert` says when a concurrent duplicate of an op got its row in
+/// `applied_ops` first: `apply` then tries once more and finds it.
+const DUPLICATE_OP: &str = "postgres: the same op was applied concurrently";
+
 /// Maps sqlx errors onto the guest's error. Only the database's verdict on
 /// the guest's data is `invalid`; timeouts, lost connections and the rest are
 /// `unavailable`.
@@ -142,6 +203,9 @@ fn convert(error: sqlx::Error) -> Error {
             }
             Some("57014") => {
                 return Error::Unavailable("postgres cancelled a statement at its timeout".into());
+            }
+            Some("23505") if database.constraint() == Some("applied_ops_pkey") => {
+                return Error::Unavailable(DUPLICATE_OP.into());
             }
             _ => {}
         }
@@ -168,84 +232,221 @@ async fn current_version(
     Ok(version.unwrap_or(0) as u64)
 }
 
-/// One record write, as one statement (atomic by itself, or inside the
-/// caller's transaction): the new version for a put, 1 or 0 (existed) for a
-/// delete. After a failed version check a second statement reads the current
-/// version for the conflict report.
-async fn write_record(tx: &mut PgConnection, ns: &Namespace, write: &RecordWrite) -> Result<u64> {
+/// The first result of an op applied before, kept in `applied_ops`.
+fn earlier(result: Option<String>) -> Result<Option<Applied>> {
+    result
+        .map(|text| {
+            Applied::decode(&text)
+                .ok_or_else(|| Error::Unavailable(format!("postgres: op marker {text:?}")))
+        })
+        .transpose()
+}
+
+/// One record write as one statement, with its op marker: the write happens
+/// only if the op has no row in `applied_ops`, and its row goes in with
+/// it. Returns the op's result: the new version for a put, whether a
+/// delete found its record. After a failed version check a second
+/// statement reads the current version for the conflict report.
+async fn write_record(
+    connection: &mut PgConnection,
+    op: OpId,
+    ns: &Namespace,
+    write: &RecordWrite,
+) -> Result<Applied> {
     let (collection, key) = (write.collection(), write.key());
-    let conflict = |expected, current| Error::Conflict { expected, current };
-    match write {
-        RecordWrite::Put {
-            body,
-            expected_version,
-            ..
-        } => {
-            let sql = match expected_version {
-                None => {
-                    "INSERT INTO records (namespace, collection, key, version, body) VALUES ($1, $2, $3, 1, $4)
-                     ON CONFLICT (namespace, collection, key)
-                     DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now()
-                     RETURNING version"
-                }
-                Some(0) => {
-                    "INSERT INTO records (namespace, collection, key, version, body) VALUES ($1, $2, $3, 1, $4)
-                     ON CONFLICT (namespace, collection, key) DO NOTHING RETURNING version"
-                }
-                Some(_) => {
-                    "UPDATE records SET version = version + 1, body = $4, updated_at = now()
-                     WHERE namespace = $1 AND collection = $2 AND key = $3 AND version = $5 RETURNING version"
-                }
-            };
-            let version: Option<i64> = sqlx::query_scalar(sql)
-                .bind(ns.as_str())
-                .bind(collection.as_bytes())
-                .bind(key.as_bytes())
-                .bind(body)
-                .bind(expected_version.unwrap_or(0) as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(convert)?;
-            match (version, expected_version) {
-                (Some(version), _) => Ok(version as u64),
-                (None, Some(expected)) => Err(conflict(
-                    *expected,
-                    current_version(tx, ns, collection, key).await?,
-                )),
-                (None, None) => Err(Error::Unavailable(
-                    "postgres upsert returned no version".into(),
-                )),
-            }
+    let expected_version = write.expected_version();
+    // $1 namespace, $2 collection, $3 key, $4 body (puts), $5 op id, $6
+    // expected version.
+    let sql = match (write, expected_version) {
+        (RecordWrite::Put { .. }, None) => {
+            "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+             w AS (
+                 INSERT INTO records (namespace, collection, key, version, body)
+                 SELECT $1, $2, $3, 1, $4 WHERE NOT EXISTS (SELECT 1 FROM earlier)
+                 ON CONFLICT (namespace, collection, key)
+                 DO UPDATE SET version = records.version + 1, body = EXCLUDED.body, updated_at = now()
+                 RETURNING version
+             ),
+             mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'v' || version FROM w)
+             SELECT (SELECT result FROM earlier), (SELECT version FROM w), NULL::BOOLEAN"
         }
-        RecordWrite::Delete {
-            expected_version, ..
-        } => {
-            let deleted: Option<i64> = sqlx::query_scalar(
-                "DELETE FROM records WHERE namespace = $1 AND collection = $2 AND key = $3
-                 AND ($4::BIGINT IS NULL OR version = $4) RETURNING version",
-            )
+        (RecordWrite::Put { .. }, Some(0)) => {
+            "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+             w AS (
+                 INSERT INTO records (namespace, collection, key, version, body)
+                 SELECT $1, $2, $3, 1, $4 WHERE NOT EXISTS (SELECT 1 FROM earlier)
+                 ON CONFLICT (namespace, collection, key) DO NOTHING
+                 RETURNING version
+             ),
+             mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'v' || version FROM w)
+             SELECT (SELECT result FROM earlier), (SELECT version FROM w), NULL::BOOLEAN"
+        }
+        (RecordWrite::Put { .. }, Some(_)) => {
+            "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+             w AS (
+                 UPDATE records SET version = version + 1, body = $4, updated_at = now()
+                 WHERE namespace = $1 AND collection = $2 AND key = $3 AND version = $6
+                   AND NOT EXISTS (SELECT 1 FROM earlier)
+                 RETURNING version
+             ),
+             mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'v' || version FROM w)
+             SELECT (SELECT result FROM earlier), (SELECT version FROM w), NULL::BOOLEAN"
+        }
+        (RecordWrite::Delete { .. }, _) => {
+            // A delete that finds nothing is still applied when nothing was
+            // expected; with an expected version it is a conflict (or, for
+            // an absent record expected absent, nothing at all).
+            "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+             w AS (
+                 DELETE FROM records
+                 WHERE namespace = $1 AND collection = $2 AND key = $3
+                   AND ($6::BIGINT IS NULL OR version = $6)
+                   AND NOT EXISTS (SELECT 1 FROM earlier)
+                 RETURNING version
+             ),
+             mark AS (
+                 INSERT INTO applied_ops (op_id, result)
+                 SELECT $5, CASE WHEN EXISTS (SELECT 1 FROM w) THEN 'e1' ELSE 'e0' END
+                 WHERE NOT EXISTS (SELECT 1 FROM earlier)
+                   AND (EXISTS (SELECT 1 FROM w) OR $6::BIGINT IS NULL)
+             )
+             SELECT (SELECT result FROM earlier), (SELECT 1::BIGINT FROM w), $6::BIGINT IS NULL"
+        }
+    };
+    let body = match write {
+        RecordWrite::Put { body, .. } => body.as_str(),
+        RecordWrite::Delete { .. } => "",
+    };
+    // The third column: for a delete, whether it expected nothing.
+    let (marker, done, unconditional): (Option<String>, Option<i64>, Option<bool>) =
+        sqlx::query_as(sql)
             .bind(ns.as_str())
             .bind(collection.as_bytes())
             .bind(key.as_bytes())
+            .bind(body)
+            .bind(&op.to_bytes()[..])
             .bind(expected_version.map(|v| v as i64))
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *connection)
             .await
             .map_err(convert)?;
-            match (deleted, expected_version) {
-                (Some(_), _) => Ok(1),
-                (None, None) => Ok(0),
-                (None, Some(expected)) => {
-                    let current = current_version(tx, ns, collection, key).await?;
-                    // Expecting "absent" of an absent record is no conflict.
-                    if current == 0 && *expected == 0 {
-                        Ok(0)
-                    } else {
-                        Err(conflict(*expected, current))
-                    }
-                }
-            }
-        }
+    if let Some(earlier) = earlier(marker)? {
+        return Ok(earlier);
     }
+    match (write, done) {
+        (RecordWrite::Put { .. }, Some(version)) => return Ok(Applied::Version(version as u64)),
+        (RecordWrite::Delete { .. }, Some(_)) => return Ok(Applied::Existed(true)),
+        (RecordWrite::Delete { .. }, None) if unconditional == Some(true) => {
+            return Ok(Applied::Existed(false));
+        }
+        (RecordWrite::Put { .. }, None) if expected_version.is_none() => {
+            return Err(Error::Unavailable(
+                "postgres upsert returned no version".into(),
+            ));
+        }
+        _ => {}
+    }
+    let expected = expected_version.unwrap_or(0);
+    let current = current_version(connection, ns, collection, key).await?;
+    if matches!(write, RecordWrite::Delete { .. }) && current == 0 && expected == 0 {
+        // Expecting "absent" of an absent record is no conflict.
+        return Ok(Applied::Existed(false));
+    }
+    Err(Error::Conflict { expected, current })
+}
+
+/// Record writes, all or nothing, through `hoard_apply_records` (see
+/// `migrations/0002_applied_ops.sql`): one round trip however many writes.
+/// Returns the per-write outcomes (a put's version, 1 or 0 for whether a
+/// delete found its record).
+async fn apply_records(
+    connection: &mut PgConnection,
+    op: OpId,
+    ns: &Namespace,
+    writes: &[RecordWrite],
+) -> Result<Vec<u64>> {
+    let encoded: Vec<Value> = writes
+        .iter()
+        .map(|write| {
+            let mut entry = serde_json::json!({
+                "put": matches!(write, RecordWrite::Put { .. }),
+                "c": hex(write.collection().as_bytes()),
+                "k": hex(write.key().as_bytes()),
+                "e": write.expected_version(),
+            });
+            if let RecordWrite::Put { body, .. } = write {
+                entry["b"] = Value::String(body.clone());
+            }
+            entry
+        })
+        .collect();
+    let result: std::result::Result<String, sqlx::Error> =
+        sqlx::query_scalar("SELECT hoard_apply_records($1, $2, $3)")
+            .bind(&op.to_bytes()[..])
+            .bind(ns.as_str())
+            .bind(sqlx::types::Json(encoded))
+            .fetch_one(&mut *connection)
+            .await;
+    let text = match result {
+        Ok(text) => text,
+        Err(error) => {
+            if let Some(database) = error.as_database_error()
+                && database.code().as_deref() == Some("HR409")
+                && let Some((expected, current)) = database.message().split_once(':')
+                && let (Ok(expected), Ok(current)) = (expected.parse(), current.parse())
+            {
+                return Err(Error::Conflict { expected, current });
+            }
+            return Err(convert(error));
+        }
+    };
+    match Applied::decode(&text) {
+        Some(Applied::Versions(outcomes)) if outcomes.len() == writes.len() => Ok(outcomes),
+        _ => Err(Error::Unavailable(format!(
+            "postgres: transaction answered {text:?}"
+        ))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bumps the stream's head and inserts the entry in one statement, with the
+/// op's marker: atomic, and concurrent appends serialise on the head row.
+async fn append_history(
+    connection: &mut PgConnection,
+    op: OpId,
+    ns: &Namespace,
+    stream: &str,
+    body: &str,
+) -> Result<Applied> {
+    let (marker, seq): (Option<String>, Option<i64>) = sqlx::query_as(
+        "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $4),
+         head AS (
+             INSERT INTO history_heads (namespace, stream, last_seq)
+             SELECT $1, $2, 1 WHERE NOT EXISTS (SELECT 1 FROM earlier)
+             ON CONFLICT (namespace, stream) DO UPDATE SET last_seq = history_heads.last_seq + 1
+             RETURNING last_seq
+         ),
+         entry AS (
+             INSERT INTO history (namespace, stream, seq, body) SELECT $1, $2, last_seq, $3 FROM head
+             RETURNING seq
+         ),
+         mark AS (INSERT INTO applied_ops (op_id, result) SELECT $4, 'q' || seq FROM entry)
+         SELECT (SELECT result FROM earlier), (SELECT seq FROM entry)",
+    )
+    .bind(ns.as_str())
+    .bind(stream.as_bytes())
+    .bind(body)
+    .bind(&op.to_bytes()[..])
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(convert)?;
+    if let Some(earlier) = earlier(marker)? {
+        return Ok(earlier);
+    }
+    seq.map(|seq| Applied::Seq(seq as u64))
+        .ok_or_else(|| Error::Unavailable("postgres: an append returned no sequence number".into()))
 }
 
 /// The smallest byte string greater than every string starting with
@@ -345,52 +546,43 @@ fn push_condition(sql: &mut QueryBuilder<Postgres>, condition: &Condition) {
 impl ColdStore for PostgresStore {
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied> {
         let ns = &op.namespace;
-        match &op.write {
-            // One statement is atomic on its own: no BEGIN/COMMIT round trips.
-            ColdWrite::Record(write) => {
-                let mut connection = self.pool.acquire().await.map_err(convert)?;
-                let result = write_record(&mut connection, ns, write).await?;
-                Ok(match write {
-                    RecordWrite::Put { .. } => Applied::Version(result),
-                    RecordWrite::Delete { .. } => Applied::Existed(result == 1),
-                })
-            }
-            ColdWrite::Transaction(writes) => {
-                let mut tx = self.pool.begin().await.map_err(convert)?;
-                let mut versions = Vec::with_capacity(writes.len());
-                for write in writes {
-                    // An error returns early and drops `tx`: a rollback.
-                    let result = write_record(&mut tx, ns, write).await?;
-                    versions.push(if matches!(write, RecordWrite::Delete { .. }) {
-                        0
-                    } else {
-                        result
-                    });
+        let mut connection = self.pool.acquire().await.map_err(convert)?;
+        // A concurrent duplicate of the same op loses on applied_ops' key and
+        // rolls back whole; once more, it finds the winner's row.
+        for attempt in 0..2 {
+            let result = match &op.write {
+                // One statement is atomic on its own: no BEGIN/COMMIT.
+                ColdWrite::Record(write) => write_record(&mut connection, op.id, ns, write).await,
+                ColdWrite::Transaction(writes) => apply_records(&mut connection, op.id, ns, writes)
+                    .await
+                    .map(|outcomes| {
+                        Applied::Versions(
+                            outcomes
+                                .into_iter()
+                                .zip(writes)
+                                .map(|(outcome, write)| match write {
+                                    RecordWrite::Put { .. } => outcome,
+                                    RecordWrite::Delete { .. } => 0,
+                                })
+                                .collect(),
+                        )
+                    }),
+                ColdWrite::AppendHistory { stream, body } => {
+                    append_history(&mut connection, op.id, ns, stream, body).await
                 }
-                tx.commit().await.map_err(convert)?;
-                Ok(Applied::Versions(versions))
-            }
-            ColdWrite::AppendHistory { stream, body } => {
-                // Bumping the head and inserting the entry in one statement:
-                // atomic, and concurrent appends serialise on the head row.
-                let seq: i64 = sqlx::query_scalar(
-                    "WITH head AS (
-                         INSERT INTO history_heads (namespace, stream, last_seq) VALUES ($1, $2, 1)
-                         ON CONFLICT (namespace, stream) DO UPDATE SET last_seq = history_heads.last_seq + 1
-                         RETURNING last_seq
-                     )
-                     INSERT INTO history (namespace, stream, seq, body) SELECT $1, $2, last_seq, $3 FROM head
-                     RETURNING seq",
-                )
-                .bind(ns.as_str())
-                .bind(stream.as_bytes())
-                .bind(body)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(convert)?;
-                Ok(Applied::Seq(seq as u64))
+            };
+            match result {
+                Err(Error::Unavailable(reason))
+                    if attempt == 0 && reason.contains(DUPLICATE_OP) =>
+                {
+                    continue;
+                }
+                result => return result,
             }
         }
+        Err(Error::Unavailable(
+            "postgres: an op kept colliding with itself".into(),
+        ))
     }
 
     async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>> {

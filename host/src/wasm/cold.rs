@@ -12,10 +12,12 @@ type Result<T> = std::result::Result<T, Error>;
 impl InstanceData {
     async fn cold_write(&mut self, write: ColdWrite) -> Result<Applied> {
         self.storage.limits.check_cold(&write)?;
-        self.storage
-            .cold
-            .apply(&Op::new(self.namespace.clone(), write))
-            .await
+        let op = Op {
+            id: self.next_op_id(),
+            namespace: self.namespace.clone(),
+            write,
+        };
+        self.storage.cold.apply(&op).await
     }
 }
 

@@ -9,10 +9,12 @@ type Result<T> = std::result::Result<T, Error>;
 impl InstanceData {
     async fn hot_write(&mut self, write: HotWrite) -> Result<Applied> {
         self.storage.limits.check_hot(&write)?;
-        self.storage
-            .hot
-            .apply(&Op::new(self.namespace.clone(), write))
-            .await
+        let op = Op {
+            id: self.next_op_id(),
+            namespace: self.namespace.clone(),
+            write,
+        };
+        self.storage.hot.apply(&op).await
     }
 
     fn check_key(&self, what: &'static str, key: &str) -> Result<()> {

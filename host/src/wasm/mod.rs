@@ -20,7 +20,7 @@
 mod cold;
 mod hot;
 
-use crate::storage::{self, Namespace, Storage};
+use crate::storage::{self, Namespace, OpId, Storage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -176,6 +176,32 @@ pub struct InstanceData {
     /// How long the call in progress has been suspended waiting on storage,
     /// in nanoseconds; written by [`Instance`] as it polls the call.
     suspended: Arc<AtomicU64>,
+    /// Where the call in progress takes its writes' op ids from.
+    op_ids: OpIds,
+}
+
+/// How a call names its writes. Within a change of a session (an action, a
+/// join) ids are derived from the change and the write's place in the
+/// call, so the same change retried writes under the same ids and every
+/// backend applies each write once. Elsewhere each write gets a random id.
+#[derive(Clone, Copy, Debug)]
+enum OpIds {
+    Random,
+    Derived { change: OpId, next: u32 },
+}
+
+impl InstanceData {
+    /// The id of the call's next write.
+    fn next_op_id(&mut self) -> OpId {
+        match &mut self.op_ids {
+            OpIds::Random => OpId::random(),
+            OpIds::Derived { change, next } => {
+                let index = *next;
+                *next += 1;
+                OpId::derived(&[&change.to_bytes(), &index.to_be_bytes()])
+            }
+        }
+    }
 }
 
 impl InstanceData {
@@ -430,6 +456,7 @@ impl Plugin {
                 .build(),
             call_started: Instant::now(),
             suspended: suspended.clone(),
+            op_ids: OpIds::Random,
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|data| &mut data.limits);
@@ -460,10 +487,16 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts the clock of a new call.
-    fn arm(&mut self) {
+    /// Starts the clock of a new call; `change` names the session change
+    /// it makes, if any (see [`OpIds`]).
+    fn arm(&mut self, change: Option<OpId>) {
         self.suspended.store(0, Ordering::Relaxed);
-        self.store.data_mut().call_started = Instant::now();
+        let data = self.store.data_mut();
+        data.call_started = Instant::now();
+        data.op_ids = match change {
+            Some(change) => OpIds::Derived { change, next: 0 },
+            None => OpIds::Random,
+        };
         self.store.set_epoch_deadline(deadline_ticks(&self.config));
     }
 
@@ -495,7 +528,7 @@ impl Instance {
     }
 
     pub async fn describe(&mut self) -> Result<GameInfo, Fault> {
-        self.arm();
+        self.arm(None);
         let info = self
             .guest
             .hoard_plugin_game()
@@ -518,7 +551,7 @@ impl Instance {
         seed: u64,
         config: &str,
     ) -> Result<Vec<u8>, CallError> {
-        self.arm();
+        self.arm(None);
         let session = game::Session {
             id: session_id.to_owned(),
             seed,
@@ -531,8 +564,14 @@ impl Instance {
         self.settle(result)
     }
 
-    pub async fn join(&mut self, state: &[u8], player: &str) -> Result<Vec<u8>, CallError> {
-        self.arm();
+    /// Seats `player`; the call's writes take their ids from `change`.
+    pub async fn join(
+        &mut self,
+        state: &[u8],
+        player: &str,
+        change: OpId,
+    ) -> Result<Vec<u8>, CallError> {
+        self.arm(Some(change));
         let result = self
             .guest
             .hoard_plugin_game()
@@ -541,13 +580,16 @@ impl Instance {
         self.settle(result)
     }
 
+    /// Applies `player`'s action; the call's writes take their ids from
+    /// `change`.
     pub async fn act(
         &mut self,
         state: &[u8],
         player: &str,
         action: &str,
+        change: OpId,
     ) -> Result<Turn, CallError> {
-        self.arm();
+        self.arm(Some(change));
         let result =
             self.guest
                 .hoard_plugin_game()
@@ -560,7 +602,7 @@ impl Instance {
     }
 
     pub async fn view(&mut self, state: &[u8], player: Option<&str>) -> Result<String, CallError> {
-        self.arm();
+        self.arm(None);
         let result = self
             .guest
             .hoard_plugin_game()

@@ -7,7 +7,9 @@
 //! expired values in bounded batches.
 //!
 //! Trees (each key starts with the namespace, see [`keys`]):
-//! - `hot_values`: ns|key -> expires_at_ms (u64, 0 = never) ++ bytes
+//! - `hot_values`: ns|key -> expires_at_ms (u64, 0 = never) ++ the marks of
+//!   the ops that wrote it ++ bytes (see [`stamped`]); a delete leaves a
+//!   tombstone until the sweeper removes it
 //! - `hot_expiry`: expires_at_ms ++ (ns|key) -> () (the sweeper's index; at
 //!   most one entry per key, give or take a crash: see `set_value`)
 //! - `hot_hashes`: ns|key ++ field -> bytes
@@ -16,13 +18,17 @@
 //! - `records`: ns|collection ++ key -> version (u64) ++ JSON body
 //! - `history`: ns|stream ++ seq (u64) -> JSON body
 //! - `history_heads`: ns|stream -> last seq (u64)
+//! - `applied_ops`: period ++ op id -> result: markers of applied ops (see
+//!   [`write`])
 
 mod commit;
 mod keys;
+mod stamped;
+mod write;
 
 use crate::storage::{
     Applied, ColdStore, ColdWrite, Condition, Entry, Error, HistoryEntry, HotStore, HotWrite,
-    Namespace, Op, Page, Record, RecordWrite, Result,
+    Namespace, Op, Page, Record, Result,
 };
 use async_trait::async_trait;
 use commit::GroupCommit;
@@ -34,6 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
+use write::{Applier, Write, WriteTrees};
 
 /// Settings of the embedded backend.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +56,10 @@ pub struct SledConfig {
     pub publish_buffer_max: usize,
     /// Most memory sled's page cache may use (sled's own default is 1 GiB).
     pub cache_bytes: u64,
+    /// How long the marker of an applied op is kept, so the op is not
+    /// applied twice. Nothing queues writes in front of sled: a duplicate
+    /// can come only from a client retrying an action, within minutes.
+    pub dedupe_retention_ms: u64,
 }
 
 impl Default for SledConfig {
@@ -59,6 +70,7 @@ impl Default for SledConfig {
             sweep_batch_max: 1000,
             publish_buffer_max: 1024,
             cache_bytes: 64 * 1024 * 1024,
+            dedupe_retention_ms: 3600 * 1000,
         }
     }
 }
@@ -82,6 +94,14 @@ pub struct SledStore {
     records: sled::Tree,
     history: sled::Tree,
     history_heads: sled::Tree,
+    applied_ops: sled::Tree,
+    /// How long an op's marker is kept, at least (see [`write`]).
+    dedupe_retention_ms: u64,
+    /// Applies every write that is not a one-key `set`, `delete` or
+    /// `incr` (see [`write`]).
+    applier: Applier,
+    /// The trees the one-key writes use.
+    write_trees: WriteTrees,
     commit: GroupCommit,
     /// In-process delivery of `publish`; listeners subscribe with
     /// [`SledStore::subscribe`].
@@ -103,7 +123,7 @@ pub enum OpenError {
         moved_to: PathBuf,
         source: sled::Error,
     },
-    #[error("cannot start the sled commit thread: {0}")]
+    #[error("cannot start sled's commit or apply thread: {0}")]
     Thread(#[from] std::io::Error),
 }
 
@@ -161,7 +181,7 @@ impl SledStore {
                 source,
             })
         };
-        let store = Arc::new(SledStore {
+        let trees = WriteTrees {
             hot_values: tree("hot_values")?,
             hot_expiry: tree("hot_expiry")?,
             hot_hashes: tree("hot_hashes")?,
@@ -170,6 +190,21 @@ impl SledStore {
             records: tree("records")?,
             history: tree("history")?,
             history_heads: tree("history_heads")?,
+            applied_ops: tree("applied_ops")?,
+        };
+        let store = Arc::new(SledStore {
+            hot_values: trees.hot_values.clone(),
+            hot_expiry: trees.hot_expiry.clone(),
+            hot_hashes: trees.hot_hashes.clone(),
+            board_scores: trees.board_scores.clone(),
+            board_order: trees.board_order.clone(),
+            records: trees.records.clone(),
+            history: trees.history.clone(),
+            history_heads: trees.history_heads.clone(),
+            applied_ops: trees.applied_ops.clone(),
+            dedupe_retention_ms: config.dedupe_retention_ms,
+            applier: Applier::new(trees.clone(), config.dedupe_retention_ms),
+            write_trees: trees,
             commit: GroupCommit::start(db.clone())?,
             published: broadcast::channel(config.publish_buffer_max.max(1)).0,
             db,
@@ -189,89 +224,47 @@ impl SledStore {
         self.published.subscribe()
     }
 
-    /// Deletes up to `batch_max` values whose TTL has passed; returns how many.
+    /// Deletes up to `batch_max` values whose TTL has passed, and up to
+    /// `batch_max` op markers past their retention; returns how many index
+    /// entries it went through.
     pub fn sweep_expired(&self, batch_max: usize) -> Result<usize> {
-        let now = now_ms();
+        let now_end = (now_ms() + 1).to_be_bytes().to_vec();
         let mut swept = 0;
+        for item in self.hot_expiry.range(..now_end).take(batch_max) {
+            let (index_key, _) = item.map_err(unavailable)?;
+            // One transaction: a `set` racing with the sweep either comes
+            // before (and the entry no longer describes the value, which
+            // stays) or after (and finds it gone).
+            (&self.hot_values, &self.hot_expiry)
+                .transaction(|(values, index)| {
+                    let (expires_at, value_key) = index_key.split_at(8);
+                    if let Some(value) = values.get(value_key)?
+                        && value.len() >= 8
+                        && value[..8] == *expires_at
+                    {
+                        values.remove(value_key)?;
+                    }
+                    index.remove(&index_key)?;
+                    Ok::<_, ConflictableTransactionError<Error>>(())
+                })
+                .map_err(|error| match error {
+                    TransactionError::Abort(error) => error,
+                    TransactionError::Storage(error) => unavailable(error),
+                })?;
+            swept += 1;
+        }
+        // Markers of periods before the last two are past their retention.
+        let kept_from = write::marker_period(now_ms(), self.dedupe_retention_ms).saturating_sub(1);
         for item in self
-            .hot_expiry
-            .range(..(now + 1).to_be_bytes().to_vec())
+            .applied_ops
+            .range(..kept_from.to_be_bytes().to_vec())
             .take(batch_max)
         {
-            let (index_key, _) = item.map_err(unavailable)?;
-            let (expires_at, value_key) = index_key.split_at(8);
-            // Only delete the value if this index entry still describes it: a
-            // later `set` may have changed or removed its TTL.
-            if let Some(value) = self.hot_values.get(value_key).map_err(unavailable)?
-                && value.len() >= 8
-                && value[..8] == *expires_at
-            {
-                let _ = self
-                    .hot_values
-                    .compare_and_swap(value_key, Some(value), None::<&[u8]>);
-            }
-            self.hot_expiry.remove(&index_key).map_err(unavailable)?;
+            let (key, _) = item.map_err(unavailable)?;
+            self.applied_ops.remove(&key).map_err(unavailable)?;
             swept += 1;
         }
         Ok(swept)
-    }
-
-    /// How many hot values are stored, expired or not (for tests and
-    /// diagnostics; O(n)).
-    pub fn stored_hot_values(&self) -> usize {
-        self.hot_values.len()
-    }
-
-    fn live_value(&self, key: &[u8]) -> Result<Option<(u64, sled::IVec)>> {
-        let Some(stored) = self.hot_values.get(key).map_err(unavailable)? else {
-            return Ok(None);
-        };
-        let (expires_at, _) = split_value(&stored)?;
-        if expires_at != 0 && expires_at <= now_ms() {
-            return Ok(None);
-        }
-        Ok(Some((expires_at, stored)))
-    }
-
-    /// Replaces (or with `None` removes) the stored value at `key` and
-    /// keeps the expiry index at one entry per key: the new value's entry
-    /// goes in first, and the entry of the value it replaced comes out once
-    /// the swap has succeeded. Exactly one writer replaces each value, so
-    /// each old entry is removed exactly once, however many write the key
-    /// at the same time. A crash between the steps leaves a stray entry,
-    /// which the sweeper drops when its time comes. Returns the old value.
-    fn replace_value(&self, key: &[u8], new: Option<Vec<u8>>) -> Result<Option<sled::IVec>> {
-        let new_expiry = match &new {
-            Some(value) => split_value(value)?.0,
-            None => 0,
-        };
-        let new_index = (new_expiry != 0).then(|| expiry_index_key(new_expiry, key));
-        if let Some(index) = &new_index {
-            self.hot_expiry
-                .insert(index.as_slice(), &[])
-                .map_err(unavailable)?;
-        }
-        loop {
-            let old = self.hot_values.get(key).map_err(unavailable)?;
-            let swapped = self
-                .hot_values
-                .compare_and_swap(key, old.as_ref(), new.as_deref())
-                .map_err(unavailable)?;
-            if swapped.is_err() {
-                continue;
-            }
-            if let Some(old) = &old {
-                let old_expiry = split_value(old)?.0;
-                // The same expiry (two writes in one millisecond) shares
-                // one entry, which the new value still needs.
-                if old_expiry != 0 && old_expiry != new_expiry {
-                    self.hot_expiry
-                        .remove(expiry_index_key(old_expiry, key))
-                        .map_err(unavailable)?;
-                }
-            }
-            return Ok(old);
-        }
     }
 
     /// How many entries the expiry index holds (for tests and diagnostics;
@@ -280,129 +273,26 @@ impl SledStore {
         self.hot_expiry.len()
     }
 
-    fn apply_hot(&self, ns: &Namespace, write: &HotWrite) -> Result<Applied> {
-        match write {
-            HotWrite::Set { key, value, ttl_ms } => {
-                let key = Key::new(ns).part(key.as_bytes()).done();
-                let expires_at = match ttl_ms {
-                    Some(ttl_ms) => now_ms().saturating_add((*ttl_ms).max(1)),
-                    None => 0,
-                };
-                self.replace_value(&key, Some(join_value(expires_at, value)))?;
-                Ok(Applied::Done)
-            }
-            HotWrite::Delete { key } => {
-                let key = Key::new(ns).part(key.as_bytes()).done();
-                let replaced = self.replace_value(&key, None)?;
-                let now = now_ms();
-                let existed = match replaced {
-                    Some(old) => matches!(split_value(&old)?, (at, _) if at == 0 || at > now),
-                    None => false,
-                };
-                Ok(Applied::Existed(existed))
-            }
-            HotWrite::Incr { key, delta } => {
-                let key = Key::new(ns).part(key.as_bytes()).done();
-                let now = now_ms();
-                loop {
-                    let stored = self.hot_values.get(&key).map_err(unavailable)?;
-                    // An expired value counts as absent (and loses its TTL),
-                    // but it is still stored until swept: swap against it.
-                    let (expires_at, number) = match &stored {
-                        None => (0, 0),
-                        Some(stored) => match split_value(stored)? {
-                            (expires_at, _) if expires_at != 0 && expires_at <= now => (0, 0),
-                            (expires_at, digits) => (expires_at, parse_integer(digits)?),
-                        },
-                    };
-                    let next = number.checked_add(*delta).ok_or_else(|| {
-                        Error::invalid("delta", "the result would overflow a 64-bit integer")
-                    })?;
-                    let next_value = join_value(expires_at, next.to_string().as_bytes());
-                    let swapped = self
-                        .hot_values
-                        .compare_and_swap(&key, stored, Some(next_value))
-                        .map_err(unavailable)?;
-                    if swapped.is_ok() {
-                        return Ok(Applied::Integer(next));
-                    }
-                }
-            }
-            HotWrite::HashSet { key, field, value } => {
-                let key = Key::new(ns).part(key.as_bytes()).raw(field.as_bytes());
-                self.hot_hashes
-                    .insert(key, value.as_slice())
-                    .map_err(unavailable)?;
-                Ok(Applied::Done)
-            }
-            HotWrite::LeaderboardSet {
-                board,
-                member,
-                score,
-            } => self
-                .update_score(ns, board, member, |_| Ok(*score))
-                .map(|_| Applied::Done),
-            HotWrite::LeaderboardIncr {
-                board,
-                member,
-                delta,
-            } => self
-                .update_score(ns, board, member, |old| {
-                    let new = old.unwrap_or(0.0) + delta;
-                    if new.is_finite() {
-                        Ok(new)
-                    } else {
-                        Err(Error::invalid("delta", "the new score would not be finite"))
-                    }
-                })
-                .map(Applied::Score),
-            HotWrite::Publish { channel, message } => {
-                // No listener is not an error: publish is fire and forget.
-                let _ = self.published.send(Published {
-                    namespace: ns.clone(),
-                    channel: channel.clone(),
-                    message: message.clone(),
-                });
-                Ok(Applied::Done)
-            }
-        }
+    /// How many op markers are kept (for tests and diagnostics; O(n)).
+    pub fn op_markers(&self) -> usize {
+        self.applied_ops.len()
     }
 
-    /// Changes a member's score and its place in the order, atomically.
-    fn update_score(
-        &self,
-        ns: &Namespace,
-        board: &str,
-        member: &str,
-        next: impl Fn(Option<f64>) -> Result<f64>,
-    ) -> Result<f64> {
-        let board_key = Key::new(ns).part(board.as_bytes());
-        let board_prefix = board_key.done();
-        let member_key = [&board_prefix[..], member.as_bytes()].concat();
-        let order_key = |score: f64| {
-            [
-                &board_prefix[..],
-                &score_order(score)[..],
-                member.as_bytes(),
-            ]
-            .concat()
+    /// How many hot values are stored, expired or not (for tests and
+    /// diagnostics; O(n)).
+    pub fn stored_hot_values(&self) -> usize {
+        self.hot_values.len()
+    }
+
+    /// The value at `key` as reads see it: `None` if absent, deleted or
+    /// expired.
+    fn live_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(stored) = self.hot_values.get(key).map_err(unavailable)? else {
+            return Ok(None);
         };
-        (&self.board_scores, &self.board_order)
-            .transaction(|(scores, order)| {
-                let old = scores
-                    .get(&member_key)?
-                    .map(|bits| decode_f64(&bits))
-                    .transpose();
-                let old = old.map_err(ConflictableTransactionError::Abort)?;
-                let new = next(old).map_err(ConflictableTransactionError::Abort)?;
-                if let Some(old) = old {
-                    order.remove(order_key(old))?;
-                }
-                scores.insert(member_key.as_slice(), &new.to_bits().to_be_bytes())?;
-                order.insert(order_key(new), &[])?;
-                Ok(new)
-            })
-            .map_err(transaction_error)
+        Ok(stamped::Stamped::decode(&stored)?
+            .live(now_ms())
+            .map(<[u8]>::to_vec))
     }
 
     fn board_entries(
@@ -427,105 +317,32 @@ impl SledStore {
             })
             .collect()
     }
-
-    fn apply_records(&self, ns: &Namespace, writes: &[RecordWrite]) -> Result<Vec<u64>> {
-        self.records
-            .transaction(|records| {
-                let mut versions = Vec::with_capacity(writes.len());
-                for write in writes {
-                    let key = Key::new(ns)
-                        .part(write.collection().as_bytes())
-                        .raw(write.key().as_bytes());
-                    let current = match records.get(&key)? {
-                        Some(stored) => {
-                            split_record(&stored)
-                                .map_err(ConflictableTransactionError::Abort)?
-                                .0
-                        }
-                        None => 0,
-                    };
-                    if let Some(expected) = write.expected_version()
-                        && expected != current
-                    {
-                        return Err(ConflictableTransactionError::Abort(Error::Conflict {
-                            expected,
-                            current,
-                        }));
-                    }
-                    match write {
-                        RecordWrite::Put { body, .. } => {
-                            let version = current + 1;
-                            records.insert(key, join_value(version, body.as_bytes()))?;
-                            versions.push(version);
-                        }
-                        RecordWrite::Delete { .. } => {
-                            records.remove(key)?;
-                            // Existence, for a lone delete; 0 in a transaction.
-                            versions.push(u64::from(current != 0));
-                        }
-                    }
-                }
-                Ok(versions)
-            })
-            .map_err(transaction_error)
-    }
-
-    fn apply_cold(&self, ns: &Namespace, write: &ColdWrite) -> Result<Applied> {
-        match write {
-            ColdWrite::Record(record @ RecordWrite::Put { .. }) => Ok(Applied::Version(
-                self.apply_records(ns, std::slice::from_ref(record))?[0],
-            )),
-            ColdWrite::Record(record @ RecordWrite::Delete { .. }) => Ok(Applied::Existed(
-                self.apply_records(ns, std::slice::from_ref(record))?[0] == 1,
-            )),
-            ColdWrite::Transaction(writes) => {
-                let mut versions = self.apply_records(ns, writes)?;
-                for (version, write) in versions.iter_mut().zip(writes) {
-                    if matches!(write, RecordWrite::Delete { .. }) {
-                        *version = 0;
-                    }
-                }
-                Ok(Applied::Versions(versions))
-            }
-            ColdWrite::AppendHistory { stream, body } => {
-                let head_key = Key::new(ns).part(stream.as_bytes()).done();
-                (&self.history, &self.history_heads)
-                    .transaction(|(history, heads)| {
-                        let last = match heads.get(&head_key)? {
-                            Some(bytes) => {
-                                decode_u64(&bytes).map_err(ConflictableTransactionError::Abort)?
-                            }
-                            None => 0,
-                        };
-                        let seq = last + 1;
-                        heads.insert(head_key.as_slice(), &seq.to_be_bytes())?;
-                        history.insert(
-                            [&head_key[..], &seq.to_be_bytes()].concat(),
-                            body.as_bytes(),
-                        )?;
-                        Ok(Applied::Seq(seq))
-                    })
-                    .map_err(transaction_error)
-            }
-        }
-    }
 }
 
 #[async_trait]
 impl HotStore for SledStore {
     async fn apply(&self, op: &Op<HotWrite>) -> Result<Applied> {
-        let applied = self.apply_hot(&op.namespace, &op.write)?;
-        if !matches!(op.write, HotWrite::Publish { .. }) {
-            self.commit.durable().await?;
+        if let HotWrite::Publish { channel, message } = &op.write {
+            // No listener is not an error: publish is fire and forget.
+            let _ = self.published.send(Published {
+                namespace: op.namespace.clone(),
+                channel: channel.clone(),
+                message: message.clone(),
+            });
+            return Ok(Applied::Done);
         }
+        let applied = if write::is_value_write(&op.write) {
+            write::apply_value(&self.write_trees, op, self.dedupe_retention_ms)?
+        } else {
+            self.applier.apply(Write::Hot(op.clone())).await?
+        };
+        self.commit.durable().await?;
         Ok(applied)
     }
 
     async fn get(&self, ns: &Namespace, key: &str) -> Result<Option<Vec<u8>>> {
         let key = Key::new(ns).part(key.as_bytes()).done();
-        Ok(self
-            .live_value(&key)?
-            .map(|(_, stored)| stored[8..].to_vec()))
+        self.live_value(&key)
     }
 
     async fn hash_get(&self, ns: &Namespace, key: &str, field: &str) -> Result<Option<Vec<u8>>> {
@@ -613,7 +430,7 @@ impl HotStore for SledStore {
 #[async_trait]
 impl ColdStore for SledStore {
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied> {
-        let applied = self.apply_cold(&op.namespace, &op.write)?;
+        let applied = self.applier.apply(Write::Cold(op.clone())).await?;
         self.commit.durable().await?;
         Ok(applied)
     }
@@ -769,18 +586,6 @@ fn unavailable(error: sled::Error) -> Error {
 
 fn corrupt(what: &str) -> Error {
     Error::Unavailable(format!("sled: stored {what} is malformed"))
-}
-
-fn transaction_error(error: TransactionError<Error>) -> Error {
-    match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => unavailable(error),
-    }
-}
-
-/// The expiry index's key for a value at `key` that expires at `expires_at`.
-fn expiry_index_key(expires_at: u64, key: &[u8]) -> Vec<u8> {
-    [&expires_at.to_be_bytes()[..], key].concat()
 }
 
 /// A u64 header (expiry or version) followed by bytes.
