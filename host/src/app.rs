@@ -5,20 +5,27 @@
 //! real-time hub) are wired here, and `api` stays HTTP only.
 
 use crate::config::{ColdBackend, Config, HotBackend};
+use crate::metrics::Metrics;
 use crate::session::Sessions;
+use crate::storage::measured::{MeasuredCold, MeasuredHot, Observe};
 use crate::storage::postgres::PostgresStore;
 use crate::storage::redis::{ClusterRedis, SingleRedis};
+use crate::storage::resilient::{Connecting, LazyCold, LazyHot, Resilience};
 use crate::storage::sled::{OpenError, SledStore};
 use crate::storage::{ColdStore, HotStore, Storage};
 use crate::wasm::{LoadError, Runtime};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// A started host: everything a request handler can reach.
 pub struct App {
     sessions: Sessions,
     storage: Storage,
+    /// The outage layer over Redis and PostgreSQL, when they are used.
+    resilience: Option<Arc<Resilience>>,
+    metrics: Arc<Metrics>,
     config: Config,
     /// Kept alive for the plugins' instances (its epoch ticker).
     _runtime: Runtime,
@@ -29,10 +36,14 @@ pub struct App {
 pub enum StartError {
     #[error(transparent)]
     Storage(#[from] OpenError),
-    #[error("hot storage: {0}")]
-    Redis(#[from] crate::storage::redis::ConnectError),
-    #[error("cold storage: {0}")]
-    Postgres(#[from] crate::storage::postgres::ConnectError),
+    /// A server could not be reached (the message names it and how to
+    /// start it).
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    NotDurable(String),
+    #[error("the outbox: {0}")]
+    Outbox(crate::storage::Error),
     #[error("plugin {name:?}: {source}")]
     Plugin { name: String, source: LoadError },
     #[error(transparent)]
@@ -44,7 +55,8 @@ pub enum StartError {
 impl App {
     /// Opens storage and loads every configured plugin.
     pub async fn start(config: Config) -> Result<App, StartError> {
-        let storage = open_storage(&config).await?;
+        let metrics = Arc::new(Metrics::new());
+        let (storage, resilience) = open_storage(&config, metrics.clone()).await?;
         let runtime =
             Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
         let mut plugins = Vec::with_capacity(config.plugins.len());
@@ -59,10 +71,17 @@ impl App {
             tracing::info!(plugin = %plugin.name, game = %loaded.info().name, version = %loaded.info().version, "plugin loaded");
             plugins.push(loaded);
         }
-        let sessions = Sessions::new(plugins, storage.hot.clone(), config.sessions.clone());
+        let sessions = Sessions::new(
+            plugins,
+            storage.hot.clone(),
+            config.sessions.clone(),
+            metrics.clone(),
+        );
         Ok(App {
             sessions,
             storage,
+            resilience,
+            metrics,
             config,
             _runtime: runtime,
         })
@@ -80,16 +99,32 @@ impl App {
     pub fn config(&self) -> &Config {
         &self.config
     }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The outage layer, if a service backend is in use.
+    pub fn resilience(&self) -> Option<&Arc<Resilience>> {
+        self.resilience.as_ref()
+    }
 }
 
-/// Opens each capability's backend. Sled opens only if a capability uses it;
-/// Redis and Postgres are checked now, so a missing server stops the start
-/// with a message naming it.
-pub async fn open_storage(config: &Config) -> Result<Storage, StartError> {
+/// Opens each capability's backend. Sled opens only if a capability uses
+/// it. Redis and Postgres are checked now: a missing server stops the start
+/// with a message naming it, unless the outage layer is on, which puts
+/// itself over them and lets the host start while they are down (it
+/// connects when they answer). With `storage.require_durable`, a server
+/// that would lose acknowledged writes stops the start.
+pub async fn open_storage(
+    config: &Config,
+    observe: Arc<dyn Observe>,
+) -> Result<(Storage, Option<Arc<Resilience>>), StartError> {
+    let storage_config = &config.storage;
     let uses_sled =
-        config.storage.hot == HotBackend::Sled || config.storage.cold == ColdBackend::Sled;
+        storage_config.hot == HotBackend::Sled || storage_config.cold == ColdBackend::Sled;
     let sled = if uses_sled {
-        Some(SledStore::open(&config.storage.sled)?)
+        Some(SledStore::open(&storage_config.sled)?)
     } else {
         None
     };
@@ -97,20 +132,176 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartError> {
         sled.clone()
             .unwrap_or_else(|| unreachable!("sled is open when {capability} uses it"))
     };
-    let hot: Arc<dyn HotStore> = match config.storage.hot {
+    let uses_services =
+        storage_config.hot != HotBackend::Sled || storage_config.cold != ColdBackend::Sled;
+    let resilience = if uses_services && storage_config.resilience.enabled {
+        Some(Resilience::open(&storage_config.resilience)?)
+    } else {
+        None
+    };
+    let retry_every = Duration::from_millis(storage_config.resilience.probe_interval_ms.max(1));
+    let hot: Arc<dyn HotStore> = match storage_config.hot {
         HotBackend::Sled => sled_for("hot"),
-        HotBackend::Redis => Arc::new(SingleRedis::connect(&config.storage.redis).await?),
-        HotBackend::RedisCluster => Arc::new(ClusterRedis::connect(&config.storage.redis).await?),
+        HotBackend::Redis | HotBackend::RedisCluster => {
+            let cluster = storage_config.hot == HotBackend::RedisCluster;
+            let redis = storage_config.redis.clone();
+            let require_durable = storage_config.require_durable;
+            let connect = move || -> Connecting<dyn HotStore> {
+                let redis = redis.clone();
+                Box::pin(async move { connect_redis(&redis, cluster, require_durable).await })
+            };
+            let name = if cluster { "redis-cluster" } else { "redis" };
+            match (&resilience, connect().await) {
+                (_, Ok(store)) => guard_hot(&resilience, store, name)?,
+                (_, Err(reason)) if reason.starts_with(NOT_DURABLE) => {
+                    return Err(StartError::NotDurable(format!("hot storage: {reason}")));
+                }
+                (None, Err(reason)) => {
+                    return Err(StartError::Connect(format!("hot storage: {reason}")));
+                }
+                (Some(_), Err(reason)) => {
+                    tracing::warn!(%reason, "hot storage is down at start: writes queue in the outbox until it answers");
+                    guard_hot(
+                        &resilience,
+                        Arc::new(LazyHot::new(Box::new(connect), retry_every)),
+                        name,
+                    )?
+                }
+            }
+        }
     };
-    let cold: Arc<dyn ColdStore> = match config.storage.cold {
+    let cold: Arc<dyn ColdStore> = match storage_config.cold {
         ColdBackend::Sled => sled_for("cold"),
-        ColdBackend::Postgres => Arc::new(PostgresStore::connect(&config.storage.postgres).await?),
+        ColdBackend::Postgres => {
+            let postgres = storage_config.postgres.clone();
+            let require_durable = storage_config.require_durable;
+            let connect = move || -> Connecting<dyn ColdStore> {
+                let postgres = postgres.clone();
+                Box::pin(async move { connect_postgres(&postgres, require_durable).await })
+            };
+            match (&resilience, connect().await) {
+                (_, Ok(store)) => guard_cold(&resilience, store)?,
+                (_, Err(reason)) if reason.starts_with(NOT_DURABLE) => {
+                    return Err(StartError::NotDurable(format!("cold storage: {reason}")));
+                }
+                (None, Err(reason)) => {
+                    return Err(StartError::Connect(format!("cold storage: {reason}")));
+                }
+                (Some(_), Err(reason)) => {
+                    tracing::warn!(%reason, "cold storage is down at start: writes queue in the outbox until it answers");
+                    guard_cold(
+                        &resilience,
+                        Arc::new(LazyCold::new(Box::new(connect), retry_every)),
+                    )?
+                }
+            }
+        }
     };
-    Ok(Storage {
-        hot,
-        cold,
-        limits: config.storage.limits.clone(),
-    })
+    let backend_name = |hot| match (hot, storage_config.hot, storage_config.cold) {
+        (true, HotBackend::Sled, _) | (false, _, ColdBackend::Sled) => "sled",
+        (true, HotBackend::Redis, _) => "redis",
+        (true, HotBackend::RedisCluster, _) => "redis-cluster",
+        (false, _, ColdBackend::Postgres) => "postgres",
+    };
+    let hot = Arc::new(MeasuredHot {
+        inner: hot,
+        backend: backend_name(true),
+        observe: observe.clone(),
+    });
+    let cold = Arc::new(MeasuredCold {
+        inner: cold,
+        backend: backend_name(false),
+        observe,
+    });
+    Ok((
+        Storage {
+            hot,
+            cold,
+            limits: storage_config.limits.clone(),
+        },
+        resilience,
+    ))
+}
+
+/// How a connection error says the server would lose writes, so the start
+/// stops even with the outage layer on.
+const NOT_DURABLE: &str = "not durable: ";
+
+fn guard_hot(
+    resilience: &Option<Arc<Resilience>>,
+    store: Arc<dyn HotStore>,
+    name: &'static str,
+) -> Result<Arc<dyn HotStore>, StartError> {
+    match resilience {
+        Some(resilience) => Ok(resilience
+            .guard_hot(store, name)
+            .map_err(StartError::Outbox)?),
+        None => Ok(store),
+    }
+}
+
+fn guard_cold(
+    resilience: &Option<Arc<Resilience>>,
+    store: Arc<dyn ColdStore>,
+) -> Result<Arc<dyn ColdStore>, StartError> {
+    match resilience {
+        Some(resilience) => Ok(resilience
+            .guard_cold(store, "postgres")
+            .map_err(StartError::Outbox)?),
+        None => Ok(store),
+    }
+}
+
+/// Connects to Redis (or a cluster) and checks it keeps its data.
+async fn connect_redis(
+    config: &crate::storage::redis::RedisConfig,
+    cluster: bool,
+    require_durable: bool,
+) -> Result<Arc<dyn HotStore>, String> {
+    let (store, problem): (Arc<dyn HotStore>, _) = if cluster {
+        let store = ClusterRedis::connect(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let problem = durability_problem(require_durable, store.durability_problem()).await?;
+        (Arc::new(store), problem)
+    } else {
+        let store = SingleRedis::connect(config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let problem = durability_problem(require_durable, store.durability_problem()).await?;
+        (Arc::new(store), problem)
+    };
+    match problem {
+        None => Ok(store),
+        Some(problem) => Err(format!("{NOT_DURABLE}{problem}")),
+    }
+}
+
+/// What `check` finds wrong with a backend's durability, if it is
+/// `required`.
+async fn durability_problem(
+    required: bool,
+    check: impl Future<Output = crate::storage::Result<Option<String>>>,
+) -> Result<Option<String>, String> {
+    if !required {
+        return Ok(None);
+    }
+    check.await.map_err(|e| e.to_string())
+}
+
+/// Connects to PostgreSQL (applying migrations if configured) and checks
+/// it keeps what it acknowledges.
+async fn connect_postgres(
+    config: &crate::storage::postgres::PostgresConfig,
+    require_durable: bool,
+) -> Result<Arc<dyn ColdStore>, String> {
+    let store = PostgresStore::connect(config)
+        .await
+        .map_err(|e| e.to_string())?;
+    match durability_problem(require_durable, store.durability_problem()).await? {
+        None => Ok(Arc::new(store)),
+        Some(problem) => Err(format!("{NOT_DURABLE}{problem}")),
+    }
 }
 
 /// Starts the host on `listener` and serves until `shutdown` resolves, then

@@ -9,6 +9,7 @@
 use crate::storage::Limits;
 use crate::storage::postgres::PostgresConfig;
 use crate::storage::redis::RedisConfig;
+use crate::storage::resilient::ResilienceConfig;
 use crate::storage::sled::SledConfig;
 use crate::wasm::WasmConfig;
 use figment::Figment;
@@ -25,8 +26,19 @@ pub struct Config {
     pub storage: StorageConfig,
     pub wasm: WasmConfig,
     pub sessions: SessionsConfig,
+    pub admin: AdminConfig,
     /// The game plugins to load, in order.
     pub plugins: Vec<PluginConfig>,
+}
+
+/// The admin API (`/admin/v1`) and the CLI verbs that call it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The bearer token the admin API asks for: at least 16 characters.
+    /// Unset, the admin API is off. Best given as `HOARD_ADMIN__TOKEN`
+    /// rather than in a file.
+    pub token: Option<String>,
 }
 
 /// The HTTP server, and what one client may hold of it.
@@ -127,6 +139,14 @@ pub struct StorageConfig {
     pub redis: RedisConfig,
     pub postgres: PostgresConfig,
     pub limits: Limits,
+    /// The outage layer over Redis and PostgreSQL.
+    pub resilience: ResilienceConfig,
+    /// Refuse to start against a Redis that does not keep its data on disk
+    /// (`appendonly no`) or a PostgreSQL that acknowledges commits before
+    /// they are durable (`synchronous_commit = off`, `fsync = off`): session
+    /// records live in hot storage, so a Redis that forgets loses games.
+    /// Off for development against a throwaway server.
+    pub require_durable: bool,
 }
 
 impl Default for StorageConfig {
@@ -138,6 +158,8 @@ impl Default for StorageConfig {
             redis: RedisConfig::default(),
             postgres: PostgresConfig::default(),
             limits: Limits::default(),
+            resilience: ResilienceConfig::default(),
+            require_durable: false,
         }
     }
 }
@@ -314,6 +336,51 @@ impl Config {
             self.sessions.idempotency_keys_max as u64,
         )?;
         positive("storage.sled.cache_bytes", self.storage.sled.cache_bytes)?;
+        let resilience = &self.storage.resilience;
+        positive(
+            "storage.resilience.call_timeout_ms",
+            resilience.call_timeout_ms,
+        )?;
+        positive(
+            "storage.resilience.failure_threshold",
+            u64::from(resilience.failure_threshold),
+        )?;
+        positive(
+            "storage.resilience.probe_interval_ms",
+            resilience.probe_interval_ms,
+        )?;
+        if resilience.probe_interval_max_ms < resilience.probe_interval_ms {
+            return Err(ConfigError::Key {
+                key: "storage.resilience.probe_interval_max_ms",
+                reason: "must be at least storage.resilience.probe_interval_ms".into(),
+            });
+        }
+        positive(
+            "storage.resilience.replay_batch_max",
+            resilience.replay_batch_max as u64,
+        )?;
+        positive(
+            "storage.resilience.replay_lanes_max",
+            resilience.replay_lanes_max as u64,
+        )?;
+        positive(
+            "storage.resilience.replay_commit_max",
+            resilience.replay_commit_max as u64,
+        )?;
+        positive(
+            "storage.resilience.outbox_ops_max",
+            resilience.outbox_ops_max,
+        )?;
+        positive(
+            "storage.resilience.outbox_bytes_max",
+            resilience.outbox_bytes_max,
+        )?;
+        if !(1..=100).contains(&resilience.ready_fill_percent) {
+            return Err(ConfigError::Key {
+                key: "storage.resilience.ready_fill_percent",
+                reason: "must be 1 to 100".into(),
+            });
+        }
         if self.storage.hot == HotBackend::RedisCluster
             && self.storage.redis.cluster_nodes.is_empty()
         {
@@ -343,6 +410,14 @@ impl Config {
                     "must be at least sessions.live_max + 8 = {} (one instance per live session, plus room to load plugins)",
                     self.sessions.live_max + 8
                 ),
+            });
+        }
+        if let Some(token) = &self.admin.token
+            && token.chars().count() < 16
+        {
+            return Err(ConfigError::Key {
+                key: "admin.token",
+                reason: "must be at least 16 characters".into(),
             });
         }
         let mut names = std::collections::HashSet::new();

@@ -16,6 +16,7 @@
 //!   wires sessions; [`run`] starts it and serves.
 //! - [`api`]: the HTTP API and its limits per connection and client; the
 //!   only module that knows its JSON wire format.
+//! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`cli`]: the `hoard` command line.
 //!
 //! The entry point is [`run`]: tests call it on port 0.
@@ -24,6 +25,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod session;
 pub mod storage;
 pub mod wasm;

@@ -12,6 +12,7 @@
 //! lives under the host's namespace, never a plugin's.
 
 use crate::config::SessionsConfig;
+use crate::metrics::Metrics;
 use crate::storage::{self, HotStore, HotWrite, Namespace, Op, OpId};
 use crate::wasm::{CallError, Fault, GameInfo, Instance, Plugin, Refusal};
 use serde::{Deserialize, Serialize};
@@ -20,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::OwnedMutexGuard;
 
 /// What a session keeps durably.
@@ -282,6 +283,8 @@ pub struct Sessions {
     /// A logical clock for least-recently-used eviction.
     clock: AtomicU64,
     config: SessionsConfig,
+    /// Plugin call times and faults go here.
+    metrics: Arc<Metrics>,
 }
 
 /// A place reserved in `live` for a session being created.
@@ -294,7 +297,12 @@ impl Drop for Reserved<'_> {
 }
 
 impl Sessions {
-    pub fn new(plugins: Vec<Plugin>, hot: Arc<dyn HotStore>, config: SessionsConfig) -> Self {
+    pub fn new(
+        plugins: Vec<Plugin>,
+        hot: Arc<dyn HotStore>,
+        config: SessionsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let games = plugins
             .into_iter()
             .map(|p| (p.namespace().as_str().to_owned(), Arc::new(p)))
@@ -306,6 +314,7 @@ impl Sessions {
             creating: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
             config,
+            metrics,
         }
     }
 
@@ -344,7 +353,9 @@ impl Sessions {
         let _reserved = self.reserve();
         let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
         let record_seed = seed.unwrap_or_else(rand::random);
-        let state = instance.create(&id, record_seed, config).await?;
+        let state = self
+            .timed(game, "create", instance.create(&id, record_seed, config))
+            .await?;
         self.check_state(&state)?;
         let mut record = SessionRecord {
             game: game.to_owned(),
@@ -396,10 +407,10 @@ impl Sessions {
             } = &mut *live;
             let seat = (record.players.len() as u64).to_be_bytes();
             let change = OpId::derived(&[b"join", session.as_bytes(), &seat]);
-            let joined = instance_of(kept, &plugin)
+            let call = instance_of(kept, &plugin)
                 .await?
-                .join(&record.state, name, change)
-                .await;
+                .join(&record.state, name, change);
+            let joined = self.timed(&record.game, "join", call).await;
             faulting(joined, kept)?
         };
         self.check_state(&state)?;
@@ -475,10 +486,11 @@ impl Sessions {
                 record,
                 instance: kept,
             } = &mut *live;
-            let acted = instance_of(kept, &plugin)
-                .await?
-                .act(&record.state, &player, action, change)
-                .await;
+            let call =
+                instance_of(kept, &plugin)
+                    .await?
+                    .act(&record.state, &player, action, change);
+            let acted = self.timed(&record.game, "act", call).await;
             faulting(acted, kept)?
         };
         self.check_state(&turn.state)?;
@@ -490,11 +502,14 @@ impl Sessions {
         // answer can go into the same write. The action stands even if the
         // view fails (a retry would be refused).
         let view = {
-            let Live { instance: kept, .. } = &mut *live;
-            let rendered = instance_of(kept, &plugin)
+            let Live {
+                instance: kept,
+                record,
+            } = &mut *live;
+            let call = instance_of(kept, &plugin)
                 .await?
-                .view(&next.state, Some(&player))
-                .await;
+                .view(&next.state, Some(&player));
+            let rendered = self.timed(&record.game, "view", call).await;
             match faulting(rendered, kept) {
                 Ok(view) => Some(view),
                 Err(error) => {
@@ -562,11 +577,31 @@ impl Sessions {
             record,
             instance: kept,
         } = live;
-        let view = instance_of(kept, plugin)
-            .await?
-            .view(&record.state, player)
-            .await;
+        let call = instance_of(kept, plugin).await?.view(&record.state, player);
+        let view = self.timed(&record.game, "view", call).await;
         faulting(view, kept)
+    }
+
+    /// A call into `game`'s plugin, timed and its faults counted.
+    async fn timed<T>(
+        &self,
+        game: &str,
+        call: &'static str,
+        future: impl Future<Output = std::result::Result<T, CallError>>,
+    ) -> std::result::Result<T, CallError> {
+        let started = Instant::now();
+        let result = future.await;
+        self.metrics.plugin_call(game, call, started.elapsed());
+        if let Err(CallError::Fault(fault)) = &result {
+            let kind = match fault {
+                Fault::TimedOut { .. } | Fault::Stalled { .. } => "timeout",
+                Fault::OutOfMemory { .. } => "out_of_memory",
+                Fault::Trapped(_) => "trap",
+                Fault::Instantiate(_) => "instantiate",
+            };
+            self.metrics.plugin_fault(game, kind);
+        }
+        result
     }
 
     fn plugin(&self, game: &str) -> Result<Arc<Plugin>> {
@@ -786,7 +821,8 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two secrets in time that depends only on their lengths.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

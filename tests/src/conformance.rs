@@ -36,7 +36,7 @@ macro_rules! cold_conformance_suite {
             versions_conflict_and_change_nothing, transactions_are_all_or_nothing,
             pagination_neither_skips_nor_repeats, queries_match_json_fields, history_streams_append_in_order,
             cold_large_values_round_trip, cold_hostile_keys_stay_distinct, cold_namespaces_are_isolated,
-            cold_ops_apply_once);
+            cold_ops_apply_once, cold_batches_commit_whole_or_not_at_all);
     };
 }
 
@@ -1234,4 +1234,74 @@ pub async fn cold_ops_apply_once(storage: &Storage) {
     let entries = storage.cold.read_history(&ns, "s", 0, 10).await.unwrap();
     let bodies: Vec<&str> = entries.iter().map(|e| e.body.as_str()).collect();
     assert_eq!(bodies, [r#""one""#, r#""two""#, r#""three""#]);
+}
+
+/// `apply_batch`: all of a batch applies, with each op's own result, or
+/// none of it does; a backend that does not batch applies none. Either
+/// way, the ops applied one by one afterwards land once.
+pub async fn cold_batches_commit_whole_or_not_at_all(storage: &Storage) {
+    let ns = fresh_namespace();
+    let op = |write: ColdWrite| Op::new(ns.clone(), write);
+    let applied_before = op(ColdWrite::Record(put("c", "before", "0", None)));
+    storage.cold.apply(&applied_before).await.unwrap();
+    let batch = [
+        op(ColdWrite::Record(put("c", "a", r#"{"n":1}"#, None))),
+        op(ColdWrite::AppendHistory {
+            stream: "s".into(),
+            body: r#""one""#.into(),
+        }),
+        op(ColdWrite::Transaction(vec![
+            put("c", "x", "1", Some(0)),
+            put("c", "a", r#"{"n":2}"#, Some(1)),
+        ])),
+        applied_before.clone(),
+    ];
+    let expected = [
+        Applied::Version(1),
+        Applied::Seq(1),
+        Applied::Versions(vec![1, 2]),
+        Applied::Version(1),
+    ];
+    let refs: Vec<&Op<ColdWrite>> = batch.iter().collect();
+    match storage.cold.apply_batch(&refs).await {
+        Ok(applied) => assert_eq!(applied, expected),
+        Err(_) => {
+            assert_eq!(storage.cold.get(&ns, "c", "a").await.unwrap(), None);
+            for (op, expected) in batch.iter().zip(&expected) {
+                assert_eq!(&storage.cold.apply(op).await.unwrap(), expected);
+            }
+        }
+    }
+    // Once more, one by one: every op answers as it first did.
+    for (op, expected) in batch.iter().zip(&expected) {
+        assert_eq!(&storage.cold.apply(op).await.unwrap(), expected);
+    }
+    let record = storage.cold.get(&ns, "c", "a").await.unwrap().unwrap();
+    assert_eq!((record.version, record.body.as_str()), (2, r#"{"n":2}"#));
+
+    // One op of a batch fails its version check: nothing of it applies.
+    let failing = [
+        op(ColdWrite::Record(put("c", "b", "1", None))),
+        op(ColdWrite::Record(put("c", "a", "{}", Some(1)))),
+        op(ColdWrite::AppendHistory {
+            stream: "s".into(),
+            body: r#""two""#.into(),
+        }),
+    ];
+    let refs: Vec<&Op<ColdWrite>> = failing.iter().collect();
+    assert!(storage.cold.apply_batch(&refs).await.is_err());
+    assert_eq!(storage.cold.get(&ns, "c", "b").await.unwrap(), None);
+    let entries = storage.cold.read_history(&ns, "s", 0, 10).await.unwrap();
+    assert_eq!(entries.len(), 1, "the failed batch appended nothing");
+    // Its other ops left no marks: one by one, they apply.
+    assert_eq!(
+        storage.cold.apply(&failing[0]).await.unwrap(),
+        Applied::Version(1)
+    );
+    let stale = storage.cold.apply(&failing[1]).await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    assert_eq!(
+        storage.cold.apply(&failing[2]).await.unwrap(),
+        Applied::Seq(2)
+    );
 }

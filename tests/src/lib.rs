@@ -6,9 +6,12 @@
 //! - [`hokm`]: an independent referee for Hokm (its own rules code).
 //! - [`conformance`]: the storage conformance suite, run on every backend.
 //! - [`services`]: real Redis, Redis Cluster and PostgreSQL for tests.
+//! - [`outage`]: servers the tests own and kill, a proxy that stalls or
+//!   cuts, and a workload checked write by write after recovery.
 
 pub mod conformance;
 pub mod hokm;
+pub mod outage;
 pub mod services;
 
 use hoard::config::{Config, PluginConfig};
@@ -37,6 +40,7 @@ pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Conf
     let mut config = Config::default();
     config.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.storage.sled.path = data_dir.join("hoard.sled");
+    config.storage.resilience.outbox_path = data_dir.join("outbox.sled");
     config.wasm.instances_max = 300;
     config.sessions.live_max = 256;
     // Tests replay games from chosen seeds and create sessions quickly
@@ -243,6 +247,24 @@ impl Player {
             .expect("the host answers")
     }
 
+    /// Sends an action; `None` if the host did not answer (a dropped
+    /// connection, or a body that is not JSON).
+    pub async fn try_act(&self, action: &Value) -> Option<Reply> {
+        let path = format!("{}/v1/sessions/{}/actions", self.api.base, self.session);
+        let response = self
+            .api
+            .http
+            .post(path)
+            .bearer_auth(&self.token)
+            .body(action.to_string())
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        let body = response.json().await.ok()?;
+        Some(Reply { status, body })
+    }
+
     pub async fn act(&self, action: &Value) -> Reply {
         let path = format!("/v1/sessions/{}/actions", self.session);
         self.api
@@ -279,21 +301,51 @@ impl HostProcess {
     /// `env!("CARGO_BIN_EXE_hoard-test-host")`: only integration tests see
     /// that variable.
     pub async fn start(binary: &str, config: &std::path::Path, port: u16) -> HostProcess {
+        Self::start_with_failpoints(binary, config, port, "").await
+    }
+
+    /// As [`HostProcess::start`], with `FAILPOINTS` set (see the `fail`
+    /// crate: `name=action;...`), e.g. to crash it at a chosen place.
+    pub async fn start_with_failpoints(
+        binary: &str,
+        config: &std::path::Path,
+        port: u16,
+        failpoints: &str,
+    ) -> HostProcess {
+        let host = Self::spawn(binary, config, port, failpoints);
+        host.wait_until_up().await;
+        host
+    }
+
+    /// Starts the process and returns at once (for a host a failpoint may
+    /// end before it ever answers).
+    pub fn spawn(
+        binary: &str,
+        config: &std::path::Path,
+        port: u16,
+        failpoints: &str,
+    ) -> HostProcess {
         let child = std::process::Command::new(binary)
+            .env("FAILPOINTS", failpoints)
             .args(["serve", "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("the binary starts");
-        let host = HostProcess { child, port };
+        HostProcess { child, port }
+    }
+
+    /// Waits until the host answers `/healthz`.
+    pub async fn wait_until_up(&self) {
+        let port = self.port;
         let url = format!("http://127.0.0.1:{port}/healthz");
         for _ in 0..200 {
             if reqwest::get(&url)
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return host;
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
@@ -320,6 +372,19 @@ impl HostProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits up to `patience` for the process to end on its own (a
+    /// failpoint that crashes it); whether it did.
+    pub async fn ended_within(&mut self, patience: std::time::Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < patience {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
     }
 }
 

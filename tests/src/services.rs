@@ -14,6 +14,7 @@
 
 use hoard::storage::postgres::{PostgresConfig, PostgresStore};
 use hoard::storage::redis::{ClusterRedis, RedisConfig, SingleRedis};
+use hoard::storage::resilient::{Resilience, ResilienceConfig};
 use hoard::storage::sled::{SledConfig, SledStore};
 use hoard::storage::{Limits, Storage};
 use std::process::{Child, Command, Stdio};
@@ -108,6 +109,40 @@ pub async fn redis_storage() -> (Storage, (RedisKeys, tempfile::TempDir)) {
             limits: Limits::default(),
         },
         (keys, dir),
+    )
+}
+
+/// Both capabilities through the outage layer, over the machine's Redis and
+/// a fresh Postgres database, with every write forced through the outbox
+/// and replayed (failpoint `resilient-always-queue`): the queued path, on
+/// real servers.
+pub async fn queued_storage() -> (Storage, (RedisKeys, TestDatabase, tempfile::TempDir)) {
+    fail::cfg("resilient-always-queue", "return").expect("failpoint");
+    let keys = RedisKeys::new();
+    let redis = keys.connect().await;
+    let database = TestDatabase::create().await;
+    let postgres = PostgresStore::connect(&database.config())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let resilience = Resilience::open(&ResilienceConfig {
+        outbox_path: dir.path().join("outbox"),
+        ..ResilienceConfig::default()
+    })
+    .expect("the outbox opens");
+    let hot = resilience
+        .guard_hot(Arc::new(redis), "redis")
+        .expect("hot layer");
+    let cold = resilience
+        .guard_cold(Arc::new(postgres), "postgres")
+        .expect("cold layer");
+    (
+        Storage {
+            hot,
+            cold,
+            limits: Limits::default(),
+        },
+        (keys, database, dir),
     )
 }
 

@@ -190,8 +190,9 @@ async fn a_postgres_statement_timeout_is_unavailable_and_passes() {
     );
 }
 
-/// A missing Redis or Postgres stops `hoard serve` with a message naming
-/// it; `hoard migrate` applies the schema.
+/// Without the outage layer, a missing Redis or Postgres stops `hoard
+/// serve` with a message naming it (with the layer, the host starts and
+/// queues: see `outages.rs`); `hoard migrate` applies the schema.
 #[test]
 fn startup_names_the_missing_server_and_migrate_applies_the_schema() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -213,7 +214,7 @@ fn startup_names_the_missing_server_and_migrate_applies_the_schema() {
     };
     let dead = free_port();
     let (ok, stderr, _) = hoard(&format!(
-        "[storage]\nhot = \"redis\"\ncold = \"sled\"\n[storage.redis]\nurl = \"redis://127.0.0.1:{dead}\"\n[storage.sled]\npath = {:?}\n",
+        "[storage]\nhot = \"redis\"\ncold = \"sled\"\n[storage.resilience]\nenabled = false\n[storage.redis]\nurl = \"redis://127.0.0.1:{dead}\"\n[storage.sled]\npath = {:?}\n",
         dir.path().join("a")
     ));
     assert!(
@@ -221,7 +222,7 @@ fn startup_names_the_missing_server_and_migrate_applies_the_schema() {
         "{stderr}"
     );
     let (ok, stderr, _) = hoard(&format!(
-        "[storage]\nhot = \"sled\"\ncold = \"postgres\"\n[storage.postgres]\nurl = \"postgres://postgres@127.0.0.1:{dead}/x\"\n[storage.sled]\npath = {:?}\n",
+        "[storage]\nhot = \"sled\"\ncold = \"postgres\"\n[storage.resilience]\nenabled = false\n[storage.postgres]\nurl = \"postgres://postgres@127.0.0.1:{dead}/x\"\n[storage.sled]\npath = {:?}\n",
         dir.path().join("b")
     ));
     assert!(
@@ -256,7 +257,13 @@ fn startup_names_the_missing_server_and_migrate_applies_the_schema() {
         .unwrap();
         names.into_iter().map(|n| n.0).collect::<Vec<_>>()
     });
-    for table in ["accounts", "history", "history_heads", "records"] {
+    for table in [
+        "accounts",
+        "applied_ops",
+        "history",
+        "history_heads",
+        "records",
+    ] {
         assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
     }
     drop(runtime);

@@ -11,10 +11,16 @@
 //! (d) service mode: each hot and cold storage call as a plugin sees it
 //!     (timed inside the plugin around the WIT call: the host function and
 //!     the backend) against the same command sent straight from Rust to
-//!     Redis or PostgreSQL; and the whole plugin action around it.
+//!     Redis or PostgreSQL; and the whole plugin action around it;
+//! (e) the outage layer: writes acknowledged from the sled outbox while
+//!     Redis and PostgreSQL are down (64 writers, beside sled's unflushed
+//!     insert rate), then the queued ops drained into each once it is
+//!     back, beside `redis-benchmark` SET on the same server.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run).
+
+mod outage;
 
 use hoard::storage::sled::{SledConfig, SledStore};
 use hoard::storage::{HotStore, HotWrite, Limits, Namespace, Op, OpId, Storage};
@@ -337,14 +343,11 @@ async fn prepare_session(client: &reqwest::Client, base: &str, seed: u64) -> (St
     (session, tokens)
 }
 
-/// (c) Durable writes through the sled backend against raw sled inserts.
-async fn durable_writes(duration: Duration) {
-    println!(
-        "\n(c) durable offline writes (sled, flush before ack, group commit), 100-byte values"
-    );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let raw = sled::open(dir.path().join("raw.sled")).expect("sled");
-    let value = vec![7u8; 100];
+/// The baseline under every durable write: sled inserts of 100-byte values
+/// per second, never flushed, in a database of their own under `dir`.
+fn sled_unflushed_rate(dir: &std::path::Path, duration: Duration) -> f64 {
+    let raw = sled::open(dir.join("unflushed.sled")).expect("sled");
+    let value = [7u8; 100];
     let started = Instant::now();
     let mut inserts = 0u64;
     while started.elapsed() < duration {
@@ -354,7 +357,18 @@ async fn durable_writes(duration: Duration) {
             inserts += 1;
         }
     }
-    let unflushed = inserts as f64 / started.elapsed().as_secs_f64();
+    inserts as f64 / started.elapsed().as_secs_f64()
+}
+
+/// (c) Durable writes through the sled backend against raw sled inserts.
+async fn durable_writes(duration: Duration) {
+    println!(
+        "\n(c) durable offline writes (sled, flush before ack, group commit), 100-byte values"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let unflushed = sled_unflushed_rate(dir.path(), duration);
+    let raw = sled::open(dir.path().join("raw.sled")).expect("sled");
+    let value = vec![7u8; 100];
     let started = Instant::now();
     let mut flushed_writes = 0u64;
     while started.elapsed() < duration / 2 {
@@ -587,20 +601,22 @@ fn call_time(state: &[u8]) -> Duration {
 
 /// (d) The host's cost over a direct Redis or Postgres round trip.
 async fn service_overhead(iterations: usize) {
-    use hoard::storage::postgres::{PostgresConfig, PostgresStore};
+    use hoard::app::open_storage;
+    use hoard::config::{ColdBackend, Config, HotBackend};
+    use hoard::metrics::Metrics;
+    use hoard::storage::postgres::PostgresConfig;
     use hoard::storage::redis::{RedisConfig, SingleRedis};
     use sqlx::Connection;
     println!(
-        "\n(d) service mode: one client; each storage call as the plugin sees it, against the same command straight to the server"
+        "\n(d) service mode: one client; each storage call as the plugin sees it (outage layer and metrics on, as `hoard serve` runs), against the same command straight to the server"
     );
     let redis_config = RedisConfig {
         key_prefix: format!("hoard-bench-{:x}", rand::random::<u32>()),
         ..RedisConfig::default()
     };
-    let redis = match SingleRedis::connect(&redis_config).await {
-        Ok(redis) => redis,
-        Err(error) => return println!("  skipped: {error}"),
-    };
+    if let Err(error) = SingleRedis::connect(&redis_config).await {
+        return println!("  skipped: {error}");
+    }
     let admin_url = "postgres://postgres@127.0.0.1:5432/postgres";
     let database = format!("hoard_bench_{:x}", rand::random::<u32>());
     let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await else {
@@ -612,18 +628,23 @@ async fn service_overhead(iterations: usize) {
         .await
         .expect("create the bench database");
     let url = format!("postgres://postgres@127.0.0.1:5432/{database}");
-    let postgres = PostgresStore::connect(&PostgresConfig {
+    // The storage as `hoard serve` composes it: the outage layer over both
+    // backends and the metrics around them.
+    let outbox = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::default();
+    config.storage.hot = HotBackend::Redis;
+    config.storage.cold = ColdBackend::Postgres;
+    config.storage.redis = redis_config.clone();
+    config.storage.postgres = PostgresConfig {
         url: url.clone(),
         pool_max: 4,
         ..PostgresConfig::default()
-    })
-    .await
-    .expect("postgres");
-    let storage = Storage {
-        hot: Arc::new(redis),
-        cold: Arc::new(postgres),
-        limits: Limits::default(),
     };
+    config.storage.require_durable = false;
+    config.storage.resilience.outbox_path = outbox.path().join("outbox.sled");
+    let (storage, _layer) = open_storage(&config, Arc::new(Metrics::new()))
+        .await
+        .expect("storage");
     let runtime = Runtime::new(WasmConfig::default(), storage).expect("runtime");
     let plugin = runtime
         .load("probe", &plugin_path("probe"))
@@ -829,7 +850,7 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    // `--only a`, `--only b` or `--only c` runs one part (for profiling).
+    // `--only a` (or b, c, d, e) runs one part (for profiling).
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -857,5 +878,15 @@ async fn main() {
         tokio::spawn(service_overhead(iterations))
             .await
             .expect("service benchmark");
+    }
+    if runs("e") {
+        let (duration, queued) = if quick {
+            (Duration::from_millis(500), 10_000)
+        } else {
+            (Duration::from_secs(3), 100_000)
+        };
+        tokio::spawn(outage::outage(duration, queued))
+            .await
+            .expect("outage benchmark");
     }
 }

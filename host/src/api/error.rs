@@ -76,6 +76,17 @@ fn plugin_message(message: &str) -> String {
 impl From<storage::Error> for ApiError {
     fn from(error: storage::Error) -> Self {
         tracing::warn!(%error, "storage error");
+        if let storage::Error::LimitExceeded {
+            what: "outbox-ops" | "outbox-bytes",
+            ..
+        } = error
+        {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "outbox_full",
+                "storage is down and the host's queue of writes is full; nothing was changed, try again later",
+            );
+        }
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",

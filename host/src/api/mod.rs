@@ -21,6 +21,7 @@
 //! format, and errors leave it as `{"error": {"code", "message"}}` with a
 //! stable code and no backend text.
 
+mod admin;
 mod connection;
 mod error;
 mod rate;

@@ -5,6 +5,7 @@
 use super::rate::Limited;
 use super::{ApiError, Server};
 use crate::session::Fairness;
+use crate::storage::resilient::BreakerState;
 use bytes::Bytes;
 use http::header::{
     ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH,
@@ -17,24 +18,45 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-type Reply = Result<Response<Full<Bytes>>, ApiError>;
+pub(super) type Reply = Result<Response<Full<Bytes>>, ApiError>;
 
 /// Routes one request from `client`; never fails (errors become JSON error
-/// responses).
+/// responses). Every answer says, in `Hoard-Degraded`, which storage runs
+/// degraded (a backend down, or writes waiting to replay), and is timed for
+/// `/metrics`.
 pub(super) async fn handle(
     server: &Server,
     client: IpAddr,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    match route(server, client, request).await {
+    let started = Instant::now();
+    let name = Route::of(request.uri().path()).map_or("not_found", Route::name);
+    let mut response = match route(server, client, request).await {
         Ok(response) => response,
         Err(error) => error_response(error),
+    };
+    if let Some(resilience) = server.app.resilience() {
+        let degraded = resilience.degraded();
+        if !degraded.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&degraded.join(", "))
+        {
+            response.headers_mut().insert(HOARD_DEGRADED, value);
+        }
     }
+    server
+        .app
+        .metrics()
+        .http_request(name, response.status().as_u16(), started.elapsed());
+    response
 }
 
-fn error_response(error: ApiError) -> Response<Full<Bytes>> {
+/// Tells players which storage runs degraded, as seed 001's "player
+/// notification" asks: writes are kept, but may reach their backend late.
+const HOARD_DEGRADED: &str = "hoard-degraded";
+
+pub(super) fn error_response(error: ApiError) -> Response<Full<Bytes>> {
     let mut response = json_response(error.status, error.to_json());
     let headers = response.headers_mut();
     if error.status == StatusCode::UNAUTHORIZED {
@@ -60,6 +82,8 @@ fn error_response(error: ApiError) -> Response<Full<Bytes>> {
 enum Route<'a> {
     Health,
     Ready,
+    Metrics,
+    Admin(&'a str),
     Games,
     Create(&'a str),
     Session(&'a str),
@@ -70,10 +94,14 @@ enum Route<'a> {
 
 impl<'a> Route<'a> {
     fn of(path: &'a str) -> Option<Route<'a>> {
+        if let Some(rest) = path.strip_prefix("/admin/v1/") {
+            return Some(Route::Admin(rest));
+        }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match segments.as_slice() {
             ["healthz"] => Route::Health,
             ["readyz"] => Route::Ready,
+            ["metrics"] => Route::Metrics,
             ["v1", "games"] => Route::Games,
             ["v1", "games", game, "sessions"] => Route::Create(game),
             ["v1", "sessions", id] => Route::Session(id),
@@ -84,11 +112,29 @@ impl<'a> Route<'a> {
         })
     }
 
+    /// The route's name, as `/metrics` labels requests.
+    fn name(self) -> &'static str {
+        match self {
+            Route::Health => "healthz",
+            Route::Ready => "readyz",
+            Route::Metrics => "metrics",
+            Route::Admin(_) => "admin",
+            Route::Games => "games",
+            Route::Create(_) => "create",
+            Route::Session(_) => "session",
+            Route::Join(_) => "join",
+            Route::Actions(_) => "actions",
+            Route::View(_) => "view",
+        }
+    }
+
     /// The methods the route answers, as an `Allow` header lists them. A
     /// route that answers GET answers HEAD too (hyper sends no body).
+    /// Admin routes check their own methods.
     fn methods(self) -> &'static str {
         match self {
             Route::Create(_) | Route::Join(_) | Route::Actions(_) => "POST",
+            Route::Admin(_) => "GET, HEAD, POST, DELETE",
             _ => "GET, HEAD",
         }
     }
@@ -96,7 +142,8 @@ impl<'a> Route<'a> {
     fn allows(self, method: &Method) -> bool {
         match self.methods() {
             "POST" => method == Method::POST,
-            _ => method == Method::GET || method == Method::HEAD,
+            "GET, HEAD" => method == Method::GET || method == Method::HEAD,
+            _ => true,
         }
     }
 }
@@ -125,6 +172,20 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
     match route {
         Route::Health => ok(json!({"status": "ok"})),
         Route::Ready => ready(server).await,
+        Route::Metrics => {
+            let text = app
+                .metrics()
+                .render(sessions.live_count(), app.resilience().map(|r| &**r));
+            let mut response = Response::new(Full::new(Bytes::from(text)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            Ok(response)
+        }
+        Route::Admin(rest) => super::admin::route(server, rest, request).await,
         Route::Games => games(server),
         Route::Create(game) => {
             // A client over its rate is refused before its body is read.
@@ -238,19 +299,80 @@ fn limit(server: &Server, call: Limited, client: IpAddr) -> Result<(), ApiError>
     })
 }
 
+/// Readiness: `ok`; `degraded` (still 200) while a backend is down or
+/// writes wait to replay, with the reasons; 503 when a storage cannot
+/// serve: a backend down with no outage layer, or an outbox past
+/// `storage.resilience.ready_fill_percent` (a load balancer should send
+/// new players elsewhere before writes are refused).
 async fn ready(server: &Server) -> Reply {
-    let storage = server.app.storage();
-    let hot = storage.hot.ping().await;
-    let cold = storage.cold.ping().await;
-    let state =
-        |r: &Result<(), crate::storage::Error>| if r.is_ok() { "ok" } else { "unavailable" };
-    let body = json!({"status": if hot.is_ok() && cold.is_ok() { "ok" } else { "unavailable" }, "hot": state(&hot), "cold": state(&cold)});
-    let status = if hot.is_ok() && cold.is_ok() {
-        StatusCode::OK
+    let app = &server.app;
+    let storage = app.storage();
+    let mut reasons: Vec<String> = Vec::new();
+    let mut serving = true;
+    let mut capabilities = serde_json::Map::new();
+    let guarded: Vec<_> = app.resilience().map(|r| r.health()).unwrap_or_default();
+    for (capability, pinged) in [
+        ("hot", storage.hot.ping().await),
+        ("cold", storage.cold.ping().await),
+    ] {
+        let health = guarded.iter().find(|h| h.capability == capability);
+        let state = match (health, &pinged) {
+            (Some(health), _) if health.degraded() => {
+                let fill = health.fill();
+                let full = app.resilience().is_some_and(|r| fill >= r.ready_fill());
+                if full {
+                    serving = false;
+                    reasons.push(format!(
+                        "{capability} storage's outbox is {:.0}% full",
+                        fill * 100.0
+                    ));
+                }
+                match health.breaker {
+                    BreakerState::Closed => reasons.push(format!(
+                        "{capability} storage ({}) is replaying {} queued writes",
+                        health.backend, health.queued_ops
+                    )),
+                    _ => reasons.push(format!(
+                        "{capability} storage ({}) is down{}: writes are queued ({} waiting)",
+                        health.backend,
+                        health
+                            .reason
+                            .as_ref()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default(),
+                        health.queued_ops
+                    )),
+                }
+                if full { "unavailable" } else { "degraded" }
+            }
+            (Some(_), _) | (None, Ok(())) => "ok",
+            (None, Err(_)) => {
+                serving = false;
+                reasons.push(format!("{capability} storage is unavailable"));
+                "unavailable"
+            }
+        };
+        capabilities.insert(capability.to_owned(), json!(state));
+    }
+    let status = if !serving {
+        "unavailable"
+    } else if reasons.is_empty() {
+        "ok"
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        "degraded"
     };
-    reply(status, body)
+    let mut body = json!({"status": status, "reasons": reasons});
+    body.as_object_mut()
+        .expect("an object")
+        .extend(capabilities);
+    reply(
+        if serving {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body,
+    )
 }
 
 fn games(server: &Server) -> Reply {
@@ -269,7 +391,7 @@ fn games(server: &Server) -> Reply {
 
 /// The bearer token of a request. The scheme is case-insensitive
 /// (`bearer` is as good as `Bearer`, RFC 9110 section 11.1).
-fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(super) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
     let missing = || {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -430,11 +552,11 @@ fn raw(document: String) -> Result<Box<RawValue>, ApiError> {
     })
 }
 
-fn ok(body: serde_json::Value) -> Reply {
+pub(super) fn ok(body: serde_json::Value) -> Reply {
     reply(StatusCode::OK, body)
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
+pub(super) fn reply(status: StatusCode, body: serde_json::Value) -> Reply {
     Ok(json_response(status, body.to_string()))
 }
 

@@ -24,10 +24,12 @@
 mod cursor;
 mod error;
 mod limits;
+pub mod measured;
 mod op;
 pub mod postgres;
 pub mod query;
 pub mod redis;
+pub mod resilient;
 pub mod sled;
 
 pub use error::Error;
@@ -135,6 +137,19 @@ pub trait ColdStore: Send + Sync + 'static {
     /// Applies one write (or one transaction) durably and atomically, once
     /// per op id, as [`HotStore::apply`] does.
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied>;
+
+    /// Applies `ops` in order and commits them together: `Ok` holds each
+    /// op's result, and all of them are applied. `Err` means none may be
+    /// taken as applied (one was refused, or the commit's outcome is
+    /// unknown): the caller applies them one by one, which op ids make
+    /// safe. The outage layer's replay pays one commit for many ops so; a
+    /// backend without such a commit applies none.
+    async fn apply_batch(&self, ops: &[&Op<ColdWrite>]) -> Result<Vec<Applied>> {
+        let _ = ops;
+        Err(Error::Unavailable(
+            "this backend does not commit batches".into(),
+        ))
+    }
 
     async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>>;
     async fn list(

@@ -166,6 +166,26 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// Why this PostgreSQL would acknowledge commits it may lose, if it
+    /// would: `synchronous_commit` and `fsync` must not be off.
+    pub async fn durability_problem(&self) -> Result<Option<String>> {
+        for (setting, sql) in [
+            ("synchronous_commit", "SHOW synchronous_commit"),
+            ("fsync", "SHOW fsync"),
+        ] {
+            let value: String = sqlx::query_scalar(sql)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(convert)?;
+            if value == "off" {
+                return Ok(Some(format!(
+                    "PostgreSQL runs with {setting} = off: it acknowledges commits it can lose. Set {setting} = on, or set storage.require_durable = false for development"
+                )));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Hides a password in a connection URL before it reaches a log or message.
@@ -542,35 +562,42 @@ fn push_condition(sql: &mut QueryBuilder<Postgres>, condition: &Condition) {
     }
 }
 
+/// One op, with its marker, in one statement (atomic on its own: no
+/// BEGIN/COMMIT unless the caller wraps several).
+async fn apply_op(connection: &mut PgConnection, op: &Op<ColdWrite>) -> Result<Applied> {
+    let ns = &op.namespace;
+    match &op.write {
+        ColdWrite::Record(write) => write_record(connection, op.id, ns, write).await,
+        ColdWrite::Transaction(writes) => {
+            apply_records(connection, op.id, ns, writes)
+                .await
+                .map(|outcomes| {
+                    Applied::Versions(
+                        outcomes
+                            .into_iter()
+                            .zip(writes)
+                            .map(|(outcome, write)| match write {
+                                RecordWrite::Put { .. } => outcome,
+                                RecordWrite::Delete { .. } => 0,
+                            })
+                            .collect(),
+                    )
+                })
+        }
+        ColdWrite::AppendHistory { stream, body } => {
+            append_history(connection, op.id, ns, stream, body).await
+        }
+    }
+}
+
 #[async_trait]
 impl ColdStore for PostgresStore {
     async fn apply(&self, op: &Op<ColdWrite>) -> Result<Applied> {
-        let ns = &op.namespace;
         let mut connection = self.pool.acquire().await.map_err(convert)?;
         // A concurrent duplicate of the same op loses on applied_ops' key and
         // rolls back whole; once more, it finds the winner's row.
         for attempt in 0..2 {
-            let result = match &op.write {
-                // One statement is atomic on its own: no BEGIN/COMMIT.
-                ColdWrite::Record(write) => write_record(&mut connection, op.id, ns, write).await,
-                ColdWrite::Transaction(writes) => apply_records(&mut connection, op.id, ns, writes)
-                    .await
-                    .map(|outcomes| {
-                        Applied::Versions(
-                            outcomes
-                                .into_iter()
-                                .zip(writes)
-                                .map(|(outcome, write)| match write {
-                                    RecordWrite::Put { .. } => outcome,
-                                    RecordWrite::Delete { .. } => 0,
-                                })
-                                .collect(),
-                        )
-                    }),
-                ColdWrite::AppendHistory { stream, body } => {
-                    append_history(&mut connection, op.id, ns, stream, body).await
-                }
-            };
+            let result = apply_op(&mut connection, op).await;
             match result {
                 Err(Error::Unavailable(reason))
                     if attempt == 0 && reason.contains(DUPLICATE_OP) =>
@@ -583,6 +610,19 @@ impl ColdStore for PostgresStore {
         Err(Error::Unavailable(
             "postgres: an op kept colliding with itself".into(),
         ))
+    }
+
+    async fn apply_batch(&self, ops: &[&Op<ColdWrite>]) -> Result<Vec<Applied>> {
+        let mut transaction = self.pool.begin().await.map_err(convert)?;
+        let mut applied = Vec::with_capacity(ops.len());
+        for op in ops {
+            // Any failure (a conflict, a refused body, or one that aborted
+            // the transaction) rolls all back, as dropping it does: the
+            // caller finds out which op it was by applying them one by one.
+            applied.push(apply_op(&mut transaction, op).await?);
+        }
+        transaction.commit().await.map_err(convert)?;
+        Ok(applied)
     }
 
     async fn get(&self, ns: &Namespace, collection: &str, key: &str) -> Result<Option<Record>> {

@@ -91,6 +91,15 @@ thread_local! {
     static CALL_NS: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
+/// What a game does when a match ends, in one action: history, leaderboard
+/// and a counter. Tests retry it and count.
+fn record_match(key: &str, action: &Action) -> Result<Value, types::Error> {
+    let seq = cold::append_history(key, &action.body)?;
+    let score = hot::leaderboard_incr(key, &action.member, 1.0)?;
+    let count = hot::incr(key, 1)?;
+    Ok(json!([seq, score, count]))
+}
+
 fn timed<T>(call: impl FnOnce() -> T) -> T {
     let started = std::time::Instant::now();
     let result = call();
@@ -174,17 +183,7 @@ fn run(action: &Action) -> Result<Value, GameError> {
             .map(|v| json!(v)),
         "cold-get" => timed(|| cold::get(&action.collection, key))
             .map(|r| json!(r.map(|r| json!({"version": r.version, "body": r.body})))),
-        "record-match" => {
-            // What a game does when a match ends, in one action: history,
-            // leaderboard and a counter. Tests retry it and count.
-            let recorded = (|| {
-                let seq = cold::append_history(key, &action.body)?;
-                let score = hot::leaderboard_incr(key, &action.member, 1.0)?;
-                let count = hot::incr(key, 1)?;
-                Ok(json!([seq, score, count]))
-            })();
-            recorded
-        }
+        "record-match" => record_match(key, action),
         "history" => cold::read_history(key, 0, 100)
             .map(|rows| json!(rows.iter().map(|e| e.body.clone()).collect::<Vec<_>>())),
         "hot-set-huge" => {

@@ -159,6 +159,25 @@ impl ClusterRedis {
     }
 }
 
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
+    /// Why this Redis would lose acknowledged writes on a restart, if it
+    /// would: it must keep an append-only file (`appendonly yes`).
+    pub async fn durability_problem(&self) -> Result<Option<String>> {
+        let reply: Vec<String> = self
+            .query(redis::cmd("CONFIG").arg("GET").arg("appendonly"))
+            .await?;
+        Ok(match reply.get(1).map(String::as_str) {
+            Some("yes") => None,
+            Some(other) => Some(format!(
+                "Redis runs with appendonly {other}: it forgets every session on a restart. Start it with `--appendonly yes` (or `CONFIG SET appendonly yes`), or set storage.require_durable = false for development"
+            )),
+            None => Some(
+                "Redis did not say whether it keeps an append-only file (CONFIG GET appendonly): set storage.require_durable = false to start anyway".into(),
+            ),
+        })
+    }
+}
+
 /// hoard's Redis functions: every write with its op marker, and the one
 /// multi-command read. Loaded at connect and again when a server has lost
 /// them.

@@ -51,7 +51,7 @@ struct Shared {
 
 /// Hands out durability: `durable().await` returns once everything written
 /// before the call is on disk.
-pub(super) struct GroupCommit {
+pub(crate) struct GroupCommit {
     shared: Arc<Shared>,
     flushed: watch::Receiver<Flushed>,
 }
@@ -68,7 +68,7 @@ impl Drop for GroupCommit {
 }
 
 impl GroupCommit {
-    pub(super) fn start(db: sled::Db) -> std::io::Result<Self> {
+    pub(crate) fn start(db: sled::Db) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             written: AtomicU64::new(0),
             requests: Mutex::new(Requests {
@@ -114,7 +114,7 @@ impl GroupCommit {
     }
 
     /// Waits until every write this task made before the call is durable.
-    pub(super) async fn durable(&self) -> Result<()> {
+    pub(crate) async fn durable(&self) -> Result<()> {
         let number = self.shared.written.fetch_add(1, Ordering::SeqCst) + 1;
         let idle = {
             let mut requests = self.shared.requests.lock().expect("commit lock poisoned");

@@ -21,7 +21,7 @@
 //! - `applied_ops`: period ++ op id -> result: markers of applied ops (see
 //!   [`write`])
 
-mod commit;
+pub(crate) mod commit;
 mod keys;
 mod stamped;
 mod write;
@@ -116,47 +116,160 @@ pub enum OpenError {
     /// sled found damage it cannot repair. The directory is moved aside, never
     /// deleted, so an operator can inspect or recover it.
     #[error(
-        "sled database at {path} is corrupt ({source}); it was moved to {moved_to} and nothing was deleted: start again for a fresh database, or restore a backup there"
+        "sled database at {path} is corrupt ({reason}); it was moved to {moved_to} and nothing was deleted: start again for a fresh database, or restore a backup there"
     )]
     Corrupt {
         path: PathBuf,
         moved_to: PathBuf,
-        source: sled::Error,
+        reason: String,
     },
     #[error("cannot start sled's commit or apply thread: {0}")]
     Thread(#[from] std::io::Error),
 }
 
+/// Opens (or creates) a sled database for hoard: hoard flushes before every
+/// acknowledgement (see [`commit`]), so sled's own timer-driven flush is
+/// off.
+///
+/// sled opens a database whose files it cannot read as an empty one,
+/// silently, and starts writing over them. So every database hoard makes
+/// holds a marker, `format` in the tree `meta`: a directory that holds
+/// files but no marker (or another format's) is damaged, or not hoard's.
+/// Such a database, like one sled itself finds corrupt, is moved aside,
+/// never deleted, and the error says where. A database of at most
+/// `preserve_bytes_max` is copied before sled opens it, so what is moved
+/// aside is exactly what was found, not what sled made of it.
+pub(crate) fn open_db(
+    path: &std::path::Path,
+    cache_bytes: u64,
+    format: &str,
+    preserve_bytes_max: u64,
+) -> std::result::Result<sled::Db, OpenError> {
+    let held_files = std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_some());
+    let pristine = match held_files && folder_bytes(path)? <= preserve_bytes_max {
+        true => {
+            let copy = path.with_extension("opening");
+            if copy.exists() {
+                std::fs::remove_dir_all(&copy)?;
+            }
+            copy_folder(path, &copy)?;
+            Some(copy)
+        }
+        false => None,
+    };
+    let opened = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(cache_bytes)
+        .flush_every_ms(None)
+        .open();
+    let problem = match opened {
+        Ok(db) => {
+            let meta = db.open_tree("meta").map_err(|source| OpenError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+            let marker = meta.get("format").map_err(|source| OpenError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+            match marker {
+                Some(marker) if marker.as_ref() == format.as_bytes() => {
+                    if let Some(copy) = &pristine {
+                        std::fs::remove_dir_all(copy)?;
+                    }
+                    return Ok(db);
+                }
+                Some(marker) => format!(
+                    "it holds {:?}, not {format:?}",
+                    String::from_utf8_lossy(&marker)
+                ),
+                None if held_files => {
+                    "its files are there but sled read nothing of hoard's in them".to_owned()
+                }
+                None => {
+                    meta.insert("format", format.as_bytes())
+                        .and_then(|_| db.flush())
+                        .map_err(|source| OpenError::Open {
+                            path: path.to_owned(),
+                            source,
+                        })?;
+                    return Ok(db);
+                }
+            }
+        }
+        Err(source @ sled::Error::Corruption { .. }) => source.to_string(),
+        Err(source) => {
+            return Err(OpenError::Open {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let moved_to = path.with_extension(format!("corrupt-{}", now_ms()));
+    match pristine {
+        // What was found goes aside; what sled made of it, beside it.
+        Some(copy) => {
+            std::fs::rename(
+                path,
+                moved_to.with_extension(format!(
+                    "{}-as-opened",
+                    moved_to
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .unwrap_or("corrupt")
+                )),
+            )?;
+            std::fs::rename(copy, &moved_to)?;
+        }
+        None => std::fs::rename(path, &moved_to)?,
+    }
+    tracing::error!(path = %path.display(), moved_to = %moved_to.display(), %problem, "a damaged database was moved aside");
+    Err(OpenError::Corrupt {
+        path: path.to_owned(),
+        moved_to,
+        reason: problem,
+    })
+}
+
+fn folder_bytes(path: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            folder_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.metadata()?.is_dir() {
+            copy_folder(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The format marker of hoard's main database: version 2 keeps op marks
+/// in hot values (see `stamped`).
+const DATA_FORMAT: &str = "hoard-data-v2";
+
 impl SledStore {
     /// Opens (or creates) the database and starts its commit thread and, when
     /// called inside a tokio runtime, its TTL sweeper.
     pub fn open(config: &SledConfig) -> std::result::Result<Arc<Self>, OpenError> {
-        // hoard flushes before every acknowledgement (see `commit`), so sled's
-        // own timer-driven flush would only compete with it.
-        let opened = sled::Config::new()
-            .path(&config.path)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(None)
-            .open();
-        let db = match opened {
-            Ok(db) => db,
-            Err(source @ sled::Error::Corruption { .. }) => {
-                let moved_to = config.path.with_extension(format!("corrupt-{}", now_ms()));
-                std::fs::rename(&config.path, &moved_to)?;
-                return Err(OpenError::Corrupt {
-                    path: config.path.clone(),
-                    moved_to,
-                    source,
-                });
-            }
-            Err(source) => {
-                return Err(OpenError::Open {
-                    path: config.path.clone(),
-                    source,
-                });
-            }
-        };
+        // The main database can be large: no copy before opening.
+        let db = open_db(&config.path, config.cache_bytes, DATA_FORMAT, 0)?;
         Self::with_db(db, config)
     }
 
@@ -573,7 +686,7 @@ async fn sweep_forever(store: Weak<SledStore>, interval: Duration, batch_max: us
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

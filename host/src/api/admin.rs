@@ -1,0 +1,162 @@
+//! The admin API under `/admin/v1`, for operators and the `hoard queue`
+//! CLI verbs. Guarded by `admin.token` (never a player's token), compared
+//! in constant time; off while no token is configured.
+//!
+//! - `GET /admin/v1/queue`: per guarded backend, the breaker, the outbox
+//!   (ops, bytes, oldest op's age, by plugin), the replay rate and the dead
+//!   letters' count.
+//! - `GET /admin/v1/queue/dead-letters?capability=hot|cold&after=ID&limit=N`
+//! - `POST /admin/v1/queue/dead-letters/{capability}/{id}/retry`: queue the
+//!   op again, at the end.
+//! - `DELETE /admin/v1/queue/dead-letters/{capability}/{id}`: drop it.
+
+use super::routes::{Reply, bearer, ok};
+use super::{ApiError, Server};
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+/// Most dead letters one listing returns.
+const DEAD_LETTERS_PAGE_MAX: usize = 1000;
+
+pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming>) -> Reply {
+    authorize(server, &request)?;
+    let method = request.method().clone();
+    let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
+    let query = request.uri().query().unwrap_or("");
+    let resilience = server.app.resilience();
+    let not_guarded = |capability: &str| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_guarded",
+            format!(
+                "{capability:?} storage has no outage layer (it is embedded, or the layer is off)"
+            ),
+        )
+    };
+    match (&method, segments.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["queue"]) => {
+            let health = resilience.map(|r| r.health()).unwrap_or_default();
+            let capabilities: Vec<_> = health
+                .iter()
+                .map(|h| {
+                    json!({
+                        "capability": h.capability,
+                        "backend": h.backend,
+                        "breaker": h.breaker.as_str(),
+                        "reason": h.reason,
+                        "degraded": h.degraded(),
+                        "queued_ops": h.queued_ops,
+                        "queued_bytes": h.queued_bytes,
+                        "outbox_ops_max": h.outbox_ops_max,
+                        "outbox_bytes_max": h.outbox_bytes_max,
+                        "oldest_queued_ms": h.oldest_queued_ms,
+                        "queued_by_plugin": h.queued_by_namespace.iter().map(|(ns, n)| (ns.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                        "replayed_total": h.replayed_total,
+                        "replay_rate_per_s": (h.replay_rate * 10.0).round() / 10.0,
+                        "dead_letters": h.dead_letters,
+                        "last_error": h.last_error,
+                    })
+                })
+                .collect();
+            ok(json!({ "capabilities": capabilities }))
+        }
+        (&Method::GET | &Method::HEAD, ["queue", "dead-letters"]) => {
+            let parameter = |name: &str| {
+                query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value)
+            };
+            let capability = parameter("capability").unwrap_or("cold");
+            let number = |name: &str, default: u64| -> Result<u64, ApiError> {
+                match parameter(name) {
+                    None => Ok(default),
+                    Some(text) => text.parse().map_err(|_| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "bad_query",
+                            format!("{name} must be a whole number"),
+                        )
+                    }),
+                }
+            };
+            let after = number("after", 0)?;
+            let limit = (number("limit", 100)? as usize).clamp(1, DEAD_LETTERS_PAGE_MAX);
+            let letters = resilience
+                .and_then(|r| r.dead_letters(capability, after, limit))
+                .ok_or_else(|| not_guarded(capability))??;
+            let letters: Vec<_> = letters
+                .iter()
+                .map(|letter| {
+                    json!({
+                        "id": letter.id,
+                        "capability": letter.capability,
+                        "plugin": letter.namespace,
+                        "write": letter.write,
+                        "error": letter.error,
+                        "attempts": letter.attempts,
+                        "enqueued_at_ms": letter.enqueued_at_ms,
+                        "failed_at_ms": letter.failed_at_ms,
+                    })
+                })
+                .collect();
+            ok(json!({ "dead_letters": letters }))
+        }
+        (&Method::POST, ["queue", "dead-letters", capability, id, "retry"])
+        | (&Method::DELETE, ["queue", "dead-letters", capability, id]) => {
+            let id: u64 = id.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_id",
+                    "a dead letter's id is a whole number",
+                )
+            })?;
+            let resilience = resilience.ok_or_else(|| not_guarded(capability))?;
+            let retrying = method == Method::POST;
+            let done = if retrying {
+                resilience.retry(capability, id).await
+            } else {
+                resilience.drop_dead_letter(capability, id).await
+            };
+            match done.ok_or_else(|| not_guarded(capability))?? {
+                true => ok(json!({
+                    "id": id,
+                    "capability": capability,
+                    "done": if retrying { "queued again" } else { "dropped" },
+                })),
+                false => Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no_such_dead_letter",
+                    format!("no dead letter {id} in {capability} storage"),
+                )),
+            }
+        }
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no admin route {method} /admin/v1/{rest}"),
+        )),
+    }
+}
+
+/// The request must carry the configured admin token.
+fn authorize(server: &Server, request: &Request<Incoming>) -> Result<(), ApiError> {
+    let Some(expected) = &server.app.config().admin.token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "the admin API is off: set admin.token (or HOARD_ADMIN__TOKEN) to use it",
+        ));
+    };
+    let presented = bearer(request.headers())?;
+    if !crate::session::constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_admin_token",
+            "the token is not the admin token",
+        ));
+    }
+    Ok(())
+}

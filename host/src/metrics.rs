@@ -1,0 +1,355 @@
+//! Prometheus metrics (through `prometheus-client`), served at `/metrics`
+//! in the OpenMetrics text format.
+//!
+//! | series | labels | what |
+//! |---|---|---|
+//! | `hoard_http_request_duration_seconds` | route, status | each HTTP request |
+//! | `hoard_storage_call_duration_seconds` | backend, capability, operation | each storage call a plugin or the host makes |
+//! | `hoard_plugin_call_duration_seconds` | game, call | each call into a plugin |
+//! | `hoard_plugin_faults_total` | game, fault | plugin calls that trapped, ran out of time or memory |
+//! | `hoard_live_sessions` | | sessions in memory |
+//! | `hoard_breaker_state` | capability, backend | 0 closed, 1 half-open, 2 open |
+//! | `hoard_outbox_ops`, `hoard_outbox_bytes` | capability | what waits in the outbox |
+//! | `hoard_outbox_oldest_seconds` | capability | how long the oldest queued op has waited |
+//! | `hoard_replayed_ops_total` | capability | ops replayed from the outbox |
+//! | `hoard_dead_letters` | capability | ops replay gave up on |
+//!
+//! The outbox series are read from the outage layer when scraped.
+
+use crate::storage::resilient::{BreakerState, Resilience};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StorageLabels {
+    backend: &'static str,
+    capability: &'static str,
+    operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    game: String,
+    call: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    game: String,
+    fault: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapabilityLabels {
+    capability: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    capability: &'static str,
+    backend: &'static str,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// From 10 us to about 40 s, doubling.
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 22))
+}
+
+/// Every series hoard exports.
+pub struct Metrics {
+    registry: Registry,
+    http: Histograms<HttpLabels>,
+    storage: Histograms<StorageLabels>,
+    plugin: Histograms<PluginLabels>,
+    faults: Family<FaultLabels, Counter>,
+    live_sessions: Gauge,
+    breaker: Family<BreakerLabels, Gauge>,
+    outbox_ops: Family<CapabilityLabels, Gauge>,
+    outbox_bytes: Family<CapabilityLabels, Gauge>,
+    outbox_oldest: Family<CapabilityLabels, Gauge<f64, AtomicU64>>,
+    replayed: Family<CapabilityLabels, Counter>,
+    dead_letters: Family<CapabilityLabels, Gauge>,
+    /// What `replayed` last showed, per capability: the layer counts in
+    /// total, the counter moves by the difference.
+    replayed_seen: Mutex<Vec<(&'static str, u64)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("hoard");
+        let http =
+            Histograms::<HttpLabels>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let storage =
+            Histograms::<StorageLabels>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let plugin =
+            Histograms::<PluginLabels>::new_with_constructor(latency_buckets as fn() -> Histogram);
+        let metrics = Metrics {
+            http,
+            storage,
+            plugin,
+            faults: Family::default(),
+            live_sessions: Gauge::default(),
+            breaker: Family::default(),
+            outbox_ops: Family::default(),
+            outbox_bytes: Family::default(),
+            outbox_oldest: Family::default(),
+            replayed: Family::default(),
+            dead_letters: Family::default(),
+            replayed_seen: Mutex::new(Vec::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP requests by route and status",
+            metrics.http.clone(),
+        );
+        registry.register(
+            "storage_call_duration_seconds",
+            "Storage calls by backend, capability and operation",
+            metrics.storage.clone(),
+        );
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Calls into plugins by game and call",
+            metrics.plugin.clone(),
+        );
+        registry.register(
+            "plugin_faults",
+            "Plugin calls that trapped, ran out of time or memory, by game",
+            metrics.faults.clone(),
+        );
+        registry.register(
+            "live_sessions",
+            "Sessions in memory",
+            metrics.live_sessions.clone(),
+        );
+        registry.register(
+            "breaker_state",
+            "Circuit breaker per backend: 0 closed, 1 half-open, 2 open",
+            metrics.breaker.clone(),
+        );
+        registry.register(
+            "outbox_ops",
+            "Ops waiting in the outbox",
+            metrics.outbox_ops.clone(),
+        );
+        registry.register(
+            "outbox_bytes",
+            "Bytes waiting in the outbox",
+            metrics.outbox_bytes.clone(),
+        );
+        registry.register(
+            "outbox_oldest_seconds",
+            "How long the oldest op in the outbox has waited",
+            metrics.outbox_oldest.clone(),
+        );
+        registry.register(
+            "replayed_ops",
+            "Ops replayed from the outbox into their backend",
+            metrics.replayed.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Ops replay gave up on, kept for an operator",
+            metrics.dead_letters.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub fn http_request(&self, route: &'static str, status: u16, took: Duration) {
+        self.http
+            .get_or_create(&HttpLabels { route, status })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn storage_call(
+        &self,
+        backend: &'static str,
+        capability: &'static str,
+        operation: &'static str,
+        took: Duration,
+    ) {
+        self.storage
+            .get_or_create(&StorageLabels {
+                backend,
+                capability,
+                operation,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn plugin_call(&self, game: &str, call: &'static str, took: Duration) {
+        self.plugin
+            .get_or_create(&PluginLabels {
+                game: game.to_owned(),
+                call,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn plugin_fault(&self, game: &str, fault: &'static str) {
+        self.faults
+            .get_or_create(&FaultLabels {
+                game: game.to_owned(),
+                fault,
+            })
+            .inc();
+    }
+
+    /// The text a scrape gets, with the scrape-time series refreshed.
+    pub fn render(&self, live_sessions: usize, resilience: Option<&Resilience>) -> String {
+        self.live_sessions.set(live_sessions as i64);
+        if let Some(resilience) = resilience {
+            let mut seen = self.replayed_seen.lock().expect("metrics poisoned");
+            for health in resilience.health() {
+                let capability = CapabilityLabels {
+                    capability: health.capability,
+                };
+                let state = match health.breaker {
+                    BreakerState::Closed => 0,
+                    BreakerState::HalfOpen => 1,
+                    BreakerState::Open => 2,
+                };
+                self.breaker
+                    .get_or_create(&BreakerLabels {
+                        capability: health.capability,
+                        backend: health.backend,
+                    })
+                    .set(state);
+                self.outbox_ops
+                    .get_or_create(&capability)
+                    .set(health.queued_ops as i64);
+                self.outbox_bytes
+                    .get_or_create(&capability)
+                    .set(health.queued_bytes as i64);
+                self.outbox_oldest
+                    .get_or_create(&capability)
+                    .set(health.oldest_queued_ms.unwrap_or(0) as f64 / 1000.0);
+                self.dead_letters
+                    .get_or_create(&capability)
+                    .set(health.dead_letters as i64);
+                let before = match seen.iter_mut().find(|(c, _)| *c == health.capability) {
+                    Some((_, before)) => std::mem::replace(before, health.replayed_total),
+                    None => {
+                        seen.push((health.capability, health.replayed_total));
+                        0
+                    }
+                };
+                self.replayed
+                    .get_or_create(&capability)
+                    .inc_by(health.replayed_total.saturating_sub(before));
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl crate::storage::measured::Observe for Metrics {
+    fn storage_call(
+        &self,
+        backend: &'static str,
+        capability: &'static str,
+        operation: &'static str,
+        took: Duration,
+    ) {
+        Metrics::storage_call(self, backend, capability, operation, took);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_named_and_labelled() {
+        let metrics = Metrics::new();
+        metrics.http_request("actions", 200, Duration::from_micros(300));
+        metrics.storage_call("redis", "hot", "set", Duration::from_micros(40));
+        metrics.plugin_call("hokm", "act", Duration::from_micros(3));
+        metrics.plugin_fault("hokm", "timeout");
+        let text = metrics.render(7, None);
+        for expected in [
+            r#"hoard_http_request_duration_seconds_count{route="actions",status="200"} 1"#,
+            r#"hoard_storage_call_duration_seconds_count{backend="redis",capability="hot",operation="set"} 1"#,
+            r#"hoard_plugin_call_duration_seconds_count{game="hokm",call="act"} 1"#,
+            r#"hoard_plugin_faults_total{game="hokm",fault="timeout"} 1"#,
+            "hoard_live_sessions 7",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_grafana_dashboard_charts_only_series_that_exist() {
+        // Families without a child are not written out, so give each one.
+        let metrics = Metrics::new();
+        metrics.http_request("actions", 200, Duration::from_micros(300));
+        metrics.storage_call("redis", "hot", "set", Duration::from_micros(40));
+        metrics.plugin_call("hokm", "act", Duration::from_micros(3));
+        metrics.plugin_fault("hokm", "timeout");
+        let hot = CapabilityLabels { capability: "hot" };
+        metrics
+            .breaker
+            .get_or_create(&BreakerLabels {
+                capability: "hot",
+                backend: "redis",
+            })
+            .set(0);
+        metrics.outbox_ops.get_or_create(&hot).set(0);
+        metrics.outbox_bytes.get_or_create(&hot).set(0);
+        metrics.outbox_oldest.get_or_create(&hot).set(0.0);
+        metrics.replayed.get_or_create(&hot).inc_by(0);
+        metrics.dead_letters.get_or_create(&hot).set(0);
+        let text = metrics.render(0, None);
+        let dashboard = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs/grafana-dashboard.json"),
+        )
+        .unwrap();
+        let mut charted = 0;
+        for (at, _) in dashboard.match_indices("hoard_") {
+            let name: String = dashboard[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_count", "_sum", "_total"]
+                .iter()
+                .fold(name.as_str(), |name, suffix| {
+                    name.strip_suffix(suffix).unwrap_or(name)
+                });
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "the dashboard charts {name}, which hoard does not export"
+            );
+            charted += 1;
+        }
+        assert!(charted >= 10);
+    }
+}
