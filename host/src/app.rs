@@ -4,6 +4,7 @@
 //! layers (the outage layer over the service backends, metrics, the
 //! real-time hub) are wired here, and `api` stays HTTP only.
 
+use crate::accounts::Accounts;
 use crate::config::{ColdBackend, Config, HotBackend};
 use crate::metrics::Metrics;
 use crate::session::Sessions;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 /// A started host: everything a request handler can reach.
 pub struct App {
     sessions: Sessions,
+    accounts: Accounts,
     storage: Storage,
     /// The outage layer over Redis and PostgreSQL, when they are used.
     resilience: Option<Arc<Resilience>>,
@@ -77,8 +79,10 @@ impl App {
             config.sessions.clone(),
             metrics.clone(),
         );
+        let accounts = Accounts::new(storage.cold.clone(), config.accounts.clone());
         Ok(App {
             sessions,
+            accounts,
             storage,
             resilience,
             metrics,
@@ -94,6 +98,10 @@ impl App {
 
     pub fn sessions(&self) -> &Sessions {
         &self.sessions
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     pub fn config(&self) -> &Config {

@@ -226,7 +226,7 @@ pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
     let plugin = runtime.load(name, file).await.map_err(|e| e.to_string())?;
     let info = plugin.info();
     let mut report = format!(
-        "{} fits the hoard:plugin/plugin@0.1.0 world\n",
+        "{} fits the hoard:plugin/plugin@0.2.0 world\n",
         file.display()
     );
     report += &format!(

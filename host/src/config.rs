@@ -6,6 +6,7 @@
 //! storage, no server needed. Unknown keys are refused, and every error names
 //! the key at fault.
 
+use crate::accounts::AccountsConfig;
 use crate::storage::Limits;
 use crate::storage::postgres::PostgresConfig;
 use crate::storage::redis::RedisConfig;
@@ -26,6 +27,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub wasm: WasmConfig,
     pub sessions: SessionsConfig,
+    pub accounts: AccountsConfig,
     pub admin: AdminConfig,
     /// The game plugins to load, in order.
     pub plugins: Vec<PluginConfig>,
@@ -71,6 +73,11 @@ pub struct ServerConfig {
     pub creates_per_client: RateLimit,
     /// How often one client may join a session.
     pub joins_per_client: RateLimit,
+    /// How often one client may register an account.
+    pub registrations_per_client: RateLimit,
+    /// How often one client may try to log in (to any account; each
+    /// account has its own limit too, `accounts.logins_per_account`).
+    pub logins_per_client: RateLimit,
     /// How long shutdown waits for requests in flight.
     pub shutdown_grace_ms: u64,
 }
@@ -93,6 +100,14 @@ impl Default for ServerConfig {
             joins_per_client: RateLimit {
                 per_minute: 240,
                 burst: 40,
+            },
+            registrations_per_client: RateLimit {
+                per_minute: 10,
+                burst: 10,
+            },
+            logins_per_client: RateLimit {
+                per_minute: 30,
+                burst: 10,
             },
             shutdown_grace_ms: 5000,
         }
@@ -289,6 +304,15 @@ impl Config {
         for (key, limit) in [
             ("server.creates_per_client", &self.server.creates_per_client),
             ("server.joins_per_client", &self.server.joins_per_client),
+            (
+                "server.registrations_per_client",
+                &self.server.registrations_per_client,
+            ),
+            ("server.logins_per_client", &self.server.logins_per_client),
+            (
+                "accounts.logins_per_account",
+                &self.accounts.logins_per_account,
+            ),
         ] {
             if limit.per_minute == 0 || limit.burst == 0 {
                 return Err(ConfigError::Key {
@@ -320,6 +344,14 @@ impl Config {
                     "must be at least wasm.call_timeout_ms ({})",
                     self.wasm.call_timeout_ms
                 ),
+            });
+        }
+        positive("accounts.token_ttl_ms", self.accounts.token_ttl_ms)?;
+        positive("accounts.tokens_max", self.accounts.tokens_max as u64)?;
+        if !(1..=crate::accounts::SECRET_BYTES_MAX).contains(&self.accounts.secret_bytes_min) {
+            return Err(ConfigError::Key {
+                key: "accounts.secret_bytes_min",
+                reason: format!("must be 1 to {}", crate::accounts::SECRET_BYTES_MAX),
             });
         }
         positive("sessions.ttl_ms", self.sessions.ttl_ms)?;

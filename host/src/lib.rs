@@ -10,6 +10,7 @@
 //!   and the backends (sled, Redis, PostgreSQL).
 //! - [`wasm`]: the wasmtime runtime: loading plugins, instances, host
 //!   functions.
+//! - [`accounts`]: player accounts: names, hashed secrets, account tokens.
 //! - [`session`]: game sessions: players, tokens, ordering of actions,
 //!   durable state, seed commitments.
 //! - [`app`]: the composition root: opens the backends, loads the plugins,
@@ -21,6 +22,7 @@
 //!
 //! The entry point is [`run`]: tests call it on port 0.
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod cli;

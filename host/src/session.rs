@@ -24,9 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::OwnedMutexGuard;
 
-/// What a session keeps durably.
+/// What a session keeps durably. `P` is how a player is kept: records
+/// written before accounts kept [`PlayerRecordV1`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct SessionRecord {
+struct SessionRecord<P = PlayerRecord> {
     game: String,
     /// Every random choice of the game comes from it. The host chooses it
     /// and keeps it secret until the game ends, unless the config lets the
@@ -37,7 +38,7 @@ struct SessionRecord {
     nonce: [u8; 16],
     /// Whether the host chose the seed.
     fair: bool,
-    players: Vec<PlayerRecord>,
+    players: Vec<P>,
     /// The plugin's state, opaque to the host.
     state: Vec<u8>,
     /// The plugin's outcome document once the game has ended.
@@ -70,6 +71,65 @@ struct PlayerRecord {
     /// SHA-256 of the player's bearer token: the token itself is never
     /// stored, so a copy of the storage grants no seat.
     token_hash: [u8; 32],
+    /// The account's id, or `None` for a guest.
+    account: Option<String>,
+}
+
+/// A player as records written before accounts kept one: every player a
+/// guest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PlayerRecordV1 {
+    name: String,
+    token_hash: [u8; 32],
+}
+
+/// Session records start with this, then the record in postcard. Records
+/// written before accounts have none: they start with the game name's
+/// length, a byte under 128.
+const RECORD_FORMAT: [u8; 4] = [0xff, b'h', b's', 2];
+
+impl SessionRecord {
+    fn encode(&self) -> Result<Vec<u8>> {
+        postcard::to_extend(self, RECORD_FORMAT.to_vec()).map_err(|e| {
+            SessionError::Storage(storage::Error::Unavailable(format!(
+                "encoding a session: {e}"
+            )))
+        })
+    }
+
+    fn decode(bytes: &[u8]) -> postcard::Result<SessionRecord> {
+        let Some(record) = bytes.strip_prefix(&RECORD_FORMAT) else {
+            let old: SessionRecord<PlayerRecordV1> = postcard::from_bytes(bytes)?;
+            return Ok(old.upgrade());
+        };
+        postcard::from_bytes(record)
+    }
+}
+
+impl SessionRecord<PlayerRecordV1> {
+    fn upgrade(self) -> SessionRecord {
+        let players = self
+            .players
+            .into_iter()
+            .map(|p| PlayerRecord {
+                name: p.name,
+                token_hash: p.token_hash,
+                account: None,
+            })
+            .collect();
+        SessionRecord {
+            game: self.game,
+            seed: self.seed,
+            nonce: self.nonce,
+            fair: self.fair,
+            players,
+            state: self.state,
+            outcome: self.outcome,
+            actions: self.actions,
+            expires_at_ms: self.expires_at_ms,
+            replies: self.replies,
+        }
+    }
 }
 
 impl SessionRecord {
@@ -172,6 +232,8 @@ pub enum SessionError {
     NameTaken(String),
     #[error("invalid name: use 1 to 32 letters, digits, '-' or '_'")]
     InvalidName,
+    #[error("this account already has a seat in this session")]
+    AlreadySeated,
     #[error("the document is {actual} bytes, over the limit of {max}")]
     DocumentTooLarge { max: u64, actual: u64 },
     #[error(
@@ -386,16 +448,23 @@ impl Sessions {
         })
     }
 
-    /// Seats a player named `name` and hands back their token.
-    pub async fn join(&self, session: &str, name: &str) -> Result<Joined> {
-        let valid = (1..=32).contains(&name.len())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !valid {
+    /// Seats a player named `name`, playing as the account with id
+    /// `account` or as a guest, and hands back their token. An account
+    /// takes one seat in a session.
+    pub async fn join(&self, session: &str, name: &str, account: Option<&str>) -> Result<Joined> {
+        if !crate::accounts::valid_name(name) {
             return Err(SessionError::InvalidName);
         }
         let mut live = self.lock(session).await?;
+        if account.is_some()
+            && live
+                .record
+                .players
+                .iter()
+                .any(|p| p.account.as_deref() == account)
+        {
+            return Err(SessionError::AlreadySeated);
+        }
         if live.record.players.iter().any(|p| p.name == name) {
             return Err(SessionError::NameTaken(name.to_owned()));
         }
@@ -409,7 +478,7 @@ impl Sessions {
             let change = OpId::derived(&[b"join", session.as_bytes(), &seat]);
             let call = instance_of(kept, &plugin)
                 .await?
-                .join(&record.state, name, change);
+                .join(&record.state, name, account, change);
             let joined = self.timed(&record.game, "join", call).await;
             faulting(joined, kept)?
         };
@@ -420,6 +489,7 @@ impl Sessions {
         next.players.push(PlayerRecord {
             name: name.to_owned(),
             token_hash: token_hash(&token),
+            account: account.map(str::to_owned),
         });
         self.store(session, &mut next).await?;
         live.record = next;
@@ -645,8 +715,7 @@ impl Sessions {
             self.config.ttl_ms
         };
         record.expires_at_ms = now_ms().saturating_add(ttl_ms);
-        let value = postcard::to_stdvec(record)
-            .map_err(|e| storage::Error::Unavailable(format!("encoding a session: {e}")))?;
+        let value = record.encode()?;
         let write = HotWrite::Set {
             key: record_key(session),
             value,
@@ -735,7 +804,7 @@ impl Sessions {
             .ok_or(SessionError::UnknownSession)?;
         // Tests widen the window between reading a record and using it.
         fail::fail_point!("session-loaded");
-        postcard::from_bytes(&bytes).map_err(|error| {
+        SessionRecord::decode(&bytes).map_err(|error| {
             // Not a storage outage: this one record cannot be read (written
             // by an older hoard, or damaged). It stays where it is.
             tracing::warn!(session, %error, "a stored session cannot be read; treating it as unknown");
@@ -838,5 +907,44 @@ mod tests {
         assert_eq!(commitment(42, &nonce), hex(&Sha256::digest(text)));
         assert_ne!(commitment(43, &nonce), commitment(42, &nonce));
         assert_ne!(commitment(42, &[0; 16]), commitment(42, &nonce));
+    }
+
+    fn record<P>(players: Vec<P>) -> SessionRecord<P> {
+        SessionRecord {
+            game: "hokm".into(),
+            seed: 7,
+            nonce: [1; 16],
+            fair: true,
+            players,
+            state: b"state".to_vec(),
+            outcome: None,
+            actions: 3,
+            expires_at_ms: 99,
+            replies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn records_from_before_accounts_load_with_guests() {
+        let old = record(vec![PlayerRecordV1 {
+            name: "ali".into(),
+            token_hash: [9; 32],
+        }]);
+        let bytes = postcard::to_stdvec(&old).unwrap();
+        assert!(bytes[0] < 0x80, "an old record starts with a short length");
+        let loaded = SessionRecord::decode(&bytes).unwrap();
+        assert_eq!(loaded.players[0].name, "ali");
+        assert_eq!(loaded.players[0].token_hash, [9; 32]);
+        assert_eq!(loaded.players[0].account, None);
+        assert_eq!((loaded.actions, &loaded.state[..]), (3, &b"state"[..]));
+
+        let new = record(vec![PlayerRecord {
+            name: "bo".into(),
+            token_hash: [8; 32],
+            account: Some("a1".into()),
+        }]);
+        let again = SessionRecord::decode(&new.encode().unwrap()).unwrap();
+        assert_eq!(again.players[0].account.as_deref(), Some("a1"));
+        assert!(SessionRecord::decode(b"\xff\x00garbage").is_err());
     }
 }

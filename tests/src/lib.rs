@@ -288,6 +288,22 @@ impl Player {
     }
 }
 
+/// Writes `dir/hoard.toml` for a host process offline: listening on
+/// `port`, sled in `dir/data.sled`, the one plugin `plugin`.
+pub fn offline_config_file(dir: &std::path::Path, port: u16, plugin: &str) -> PathBuf {
+    let config = dir.join("hoard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage.sled]\npath = {:?}\n[[plugins]]\nname = {plugin:?}\npath = {:?}\n",
+            dir.join("data.sled"),
+            plugin_path(plugin),
+        ),
+    )
+    .expect("the config file");
+    config
+}
+
 /// The real `hoard` binary as a child process, killed with SIGKILL when
 /// dropped (also when a test fails).
 pub struct HostProcess {
@@ -334,6 +350,28 @@ impl HostProcess {
             .spawn()
             .expect("the binary starts");
         HostProcess { child, port }
+    }
+
+    /// As [`HostProcess::start`], logging all of hoard's own events (`RUST_LOG=hoard=trace,info`) to
+    /// the file `log`, for tests that read what the host logs.
+    pub async fn start_logging(
+        binary: &str,
+        config: &std::path::Path,
+        port: u16,
+        log: &std::path::Path,
+    ) -> HostProcess {
+        let file = std::fs::File::create(log).expect("the log file");
+        let child = std::process::Command::new(binary)
+            .env("RUST_LOG", "hoard=trace,info")
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(file.try_clone().expect("the log file"))
+            .stderr(file)
+            .spawn()
+            .expect("the binary starts");
+        let host = HostProcess { child, port };
+        host.wait_until_up().await;
+        host
     }
 
     /// Waits until the host answers `/healthz`.

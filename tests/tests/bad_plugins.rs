@@ -19,7 +19,7 @@ async fn non_components_and_wrong_worlds_are_rejected_at_load() {
         (core_module, "is not a WebAssembly component"),
         (
             plugin_path("wrong-world"),
-            "does not fit the hoard:plugin/plugin@0.1.0 world",
+            "does not fit the hoard:plugin/plugin@0.2.0 world",
         ),
         (dir.path().join("absent.wasm"), "cannot read"),
     ];
@@ -152,10 +152,10 @@ fn plugin_check_reports_exports_or_reasons() {
         String::from_utf8_lossy(&good.stderr)
     );
     assert!(
-        stdout.contains("fits the hoard:plugin/plugin@0.1.0 world"),
+        stdout.contains("fits the hoard:plugin/plugin@0.2.0 world"),
         "{stdout}"
     );
-    assert!(stdout.contains("hoard:plugin/game@0.1.0"), "{stdout}");
+    assert!(stdout.contains("hoard:plugin/game@0.2.0"), "{stdout}");
     assert!(stdout.contains("game: hokm"), "{stdout}");
     let bad = check(&plugin_path("wrong-world"));
     let stderr = String::from_utf8_lossy(&bad.stderr);

@@ -34,7 +34,7 @@ async fn probe_on(
     let mut instance = plugin.instantiate().await.expect("instance");
     let state = instance.create("s", 1, "{}").await.expect("create");
     let state = instance
-        .join(&state, "p", OpId::random())
+        .join(&state, "p", None, OpId::random())
         .await
         .expect("join");
     (runtime, instance, state, dir)

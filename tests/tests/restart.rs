@@ -2,7 +2,7 @@
 //! acknowledged action is on disk before it was answered.
 
 use hoard_tests::services::free_port;
-use hoard_tests::{Api, HostProcess, Player, plugin_path};
+use hoard_tests::{Api, HostProcess, Player, offline_config_file};
 use serde_json::{Value, json};
 
 fn suit(card: &str) -> char {
@@ -45,16 +45,7 @@ async fn views(players: &[Player]) -> Vec<Value> {
 async fn a_killed_host_resumes_the_game_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let config = dir.path().join("hoard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[storage.sled]\npath = {:?}\n[[plugins]]\nname = \"hokm\"\npath = {:?}\n",
-            dir.path().join("data.sled"),
-            plugin_path("hokm"),
-        ),
-    )
-    .unwrap();
+    let config = offline_config_file(dir.path(), port, "hokm");
     let mut host = HostProcess::start(env!("CARGO_BIN_EXE_hoard-test-host"), &config, port).await;
     let api = Api::new(([127, 0, 0, 1], port).into());
     let session = api.create("hokm", json!({})).await;

@@ -653,7 +653,7 @@ async fn service_overhead(iterations: usize) {
     let mut instance = plugin.instantiate().await.expect("instance");
     let state = instance.create("bench", 1, "{}").await.expect("create");
     let state = instance
-        .join(&state, "p", OpId::random())
+        .join(&state, "p", None, OpId::random())
         .await
         .expect("join");
 

@@ -1,6 +1,7 @@
 //! API errors: each maps to one status and one stable code. Messages never
 //! carry backend text.
 
+use crate::accounts::AccountError;
 use crate::session::SessionError;
 use crate::storage;
 use crate::wasm::{Fault, Refusal};
@@ -113,6 +114,7 @@ impl From<SessionError> for ApiError {
                 "the token does not belong to a player of this session",
             ),
             SessionError::NameTaken(_)
+            | SessionError::AlreadySeated
             | SessionError::InvalidName
             | SessionError::DocumentTooLarge { .. }
             | SessionError::SeedNotAllowed
@@ -120,6 +122,7 @@ impl From<SessionError> for ApiError {
             | SessionError::IdempotencyKeyReused => {
                 let (status, code) = match error {
                     SessionError::NameTaken(_) => (S::CONFLICT, "name_taken"),
+                    SessionError::AlreadySeated => (S::CONFLICT, "already_seated"),
                     SessionError::InvalidName => (S::BAD_REQUEST, "invalid_name"),
                     SessionError::SeedNotAllowed => (S::FORBIDDEN, "seed_not_allowed"),
                     SessionError::BadIdempotencyKey => (S::BAD_REQUEST, "bad_idempotency_key"),
@@ -179,5 +182,24 @@ impl From<SessionError> for ApiError {
             }
             SessionError::Storage(error) => error.into(),
         }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        use StatusCode as S;
+        let (status, code) = match error {
+            AccountError::Storage(error) => return error.into(),
+            AccountError::TooManyAttempts(wait) => {
+                return ApiError::new(S::TOO_MANY_REQUESTS, "rate_limited", error.to_string())
+                    .retry_after(wait);
+            }
+            AccountError::InvalidName => (S::BAD_REQUEST, "invalid_name"),
+            AccountError::BadSecret { .. } => (S::BAD_REQUEST, "bad_secret"),
+            AccountError::NameTaken(_) => (S::CONFLICT, "name_taken"),
+            AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials"),
+            AccountError::BadToken => (S::UNAUTHORIZED, "bad_account_token"),
+        };
+        ApiError::new(status, code, error.to_string())
     }
 }

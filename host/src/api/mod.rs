@@ -6,7 +6,9 @@
 //! - `GET /v1/games`
 //! - `POST /v1/games/{game}/sessions`
 //! - `GET /v1/sessions/{id}`
-//! - `POST /v1/sessions/{id}/join`
+//! - `POST /v1/sessions/{id}/join` (a guest, or an account's bearer token)
+//! - `POST /v1/accounts`, `POST /v1/login`, `GET /v1/accounts/me` (bearer
+//!   account token)
 //! - `POST /v1/sessions/{id}/actions` (bearer token)
 //! - `GET /v1/sessions/{id}/view` (bearer token)
 //!
@@ -14,8 +16,8 @@
 //! (see `connection`): connections in all (`server.connections_max`) and
 //! per client, the size of a request head, the time to send the headers
 //! (also the keep-alive idle time), to send the body and to take each
-//! response write. Creating and joining sessions are rate-limited per
-//! client (`rate`).
+//! response write. Creating and joining sessions, registering and logging
+//! in are rate-limited per client (`rate`).
 //!
 //! **Invariant:** this is the only module that knows the API's JSON wire
 //! format, and errors leave it as `{"error": {"code", "message"}}` with a
@@ -56,7 +58,7 @@ const FORGET_IDLE_CLIENTS_EVERY: Duration = Duration::from_secs(60);
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let config = app.config().server.clone();
     let server = Arc::new(Server {
-        rate_limits: RateLimits::new(&config.creates_per_client, &config.joins_per_client),
+        rate_limits: RateLimits::new(&config),
         app,
     });
     let connections = Arc::new(Semaphore::new(config.connections_max));
@@ -137,6 +139,7 @@ async fn forget_idle_clients(server: std::sync::Weak<Server>) {
             return;
         };
         server.rate_limits.forget_idle();
+        server.app.accounts().forget_idle();
     }
 }
 

@@ -90,6 +90,9 @@ enum Route<'a> {
     Join(&'a str),
     Actions(&'a str),
     View(&'a str),
+    Register,
+    Login,
+    Me,
 }
 
 impl<'a> Route<'a> {
@@ -108,6 +111,9 @@ impl<'a> Route<'a> {
             ["v1", "sessions", id, "join"] => Route::Join(id),
             ["v1", "sessions", id, "actions"] => Route::Actions(id),
             ["v1", "sessions", id, "view"] => Route::View(id),
+            ["v1", "accounts"] => Route::Register,
+            ["v1", "login"] => Route::Login,
+            ["v1", "accounts", "me"] => Route::Me,
             _ => return None,
         })
     }
@@ -125,6 +131,9 @@ impl<'a> Route<'a> {
             Route::Join(_) => "join",
             Route::Actions(_) => "actions",
             Route::View(_) => "view",
+            Route::Register => "register",
+            Route::Login => "login",
+            Route::Me => "account",
         }
     }
 
@@ -133,7 +142,11 @@ impl<'a> Route<'a> {
     /// Admin routes check their own methods.
     fn methods(self) -> &'static str {
         match self {
-            Route::Create(_) | Route::Join(_) | Route::Actions(_) => "POST",
+            Route::Create(_)
+            | Route::Join(_)
+            | Route::Actions(_)
+            | Route::Register
+            | Route::Login => "POST",
             Route::Admin(_) => "GET, HEAD, POST, DELETE",
             _ => "GET, HEAD",
         }
@@ -217,12 +230,77 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
         }
         Route::Join(id) => {
             limit(server, Limited::Join, client)?;
+            // An account's token seats the account; none seats a guest.
+            let account = if request.headers().contains_key(AUTHORIZATION) {
+                Some(app.accounts().by_token(&bearer(request.headers())?).await?)
+            } else {
+                None
+            };
             let body: JoinRequest = read_json(server, request).await?;
-            let joined = sessions.join(id, &body.name).await?;
+            let name = match (&account, body.name) {
+                (Some(account), None) => account.name.clone(),
+                (Some(account), Some(name)) if name == account.name => name,
+                (Some(account), Some(_)) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "name_mismatch",
+                        format!(
+                            "an account plays under its own name, {:?}; leave out `name`",
+                            account.name
+                        ),
+                    ));
+                }
+                (None, Some(name)) => {
+                    if app.accounts().exists(&name).await? {
+                        return Err(ApiError::new(
+                            StatusCode::CONFLICT,
+                            "name_is_an_account",
+                            format!(
+                                "{name:?} is an account's name: log in to play as it, or choose another name"
+                            ),
+                        ));
+                    }
+                    name
+                }
+                (None, None) => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "bad_body",
+                        "send {\"name\": ...} to join as a guest, or an account token as `Authorization: Bearer TOKEN`",
+                    ));
+                }
+            };
+            let account_id = account.as_ref().map(|a| a.id.as_str());
+            let joined = sessions.join(id, &name, account_id).await?;
             reply(
                 StatusCode::CREATED,
-                json!({"session": id, "player": joined.player, "token": joined.token}),
+                json!({
+                    "session": id, "player": joined.player, "token": joined.token,
+                    "account": account_id,
+                }),
             )
+        }
+        Route::Register => {
+            limit(server, Limited::Register, client)?;
+            let body: Credentials = read_json(server, request).await?;
+            let account = app.accounts().register(&body.name, &body.secret).await?;
+            reply(
+                StatusCode::CREATED,
+                json!({"account": account.id, "name": account.name}),
+            )
+        }
+        Route::Login => {
+            limit(server, Limited::Login, client)?;
+            let body: Credentials = read_json(server, request).await?;
+            let (account, token) = app.accounts().login(&body.name, &body.secret).await?;
+            ok(json!({
+                "account": account.id, "name": account.name, "token": token,
+                "expires_in_ms": app.config().accounts.token_ttl_ms,
+            }))
+        }
+        Route::Me => {
+            let account = app.accounts().by_token(&bearer(request.headers())?).await?;
+            ok(json!({"account": account.id, "name": account.name}))
         }
         Route::Actions(id) => {
             let token = bearer(request.headers())?;
@@ -264,7 +342,18 @@ struct CreateRequest {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JoinRequest {
+    /// A guest's name; an account plays under its own.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// An account's name and secret (`POST /v1/accounts`, `POST /v1/login`).
+/// Not `Debug`: the secret must not reach a log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
     name: String,
+    secret: String,
 }
 
 /// The commitment, and the seed and nonce once revealed.
@@ -286,6 +375,8 @@ fn limit(server: &Server, call: Limited, client: IpAddr) -> Result<(), ApiError>
         let what = match call {
             Limited::Create => "sessions created",
             Limited::Join => "joins",
+            Limited::Register => "registrations",
+            Limited::Login => "login attempts",
         };
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -396,7 +487,7 @@ pub(super) fn bearer(headers: &HeaderMap) -> Result<String, ApiError> {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing_token",
-            "send your player token as `Authorization: Bearer TOKEN`",
+            "send your token as `Authorization: Bearer TOKEN`",
         )
     };
     let header = headers.get(AUTHORIZATION).ok_or_else(missing)?;

@@ -86,7 +86,7 @@ pub enum LoadError {
     },
     #[error("{path} is not a WebAssembly component: {reason}")]
     NotAComponent { path: String, reason: String },
-    #[error("{path} does not fit the hoard:plugin/plugin@0.1.0 world: {reason}")]
+    #[error("{path} does not fit the hoard:plugin/plugin@0.2.0 world: {reason}")]
     WrongWorld { path: String, reason: String },
     #[error("{path} failed while describing itself: {fault}")]
     Describe { path: String, fault: Fault },
@@ -564,18 +564,24 @@ impl Instance {
         self.settle(result)
     }
 
-    /// Seats `player`; the call's writes take their ids from `change`.
+    /// Seats `player` (named `name`, playing as `account` or as a guest);
+    /// the call's writes take their ids from `change`.
     pub async fn join(
         &mut self,
         state: &[u8],
-        player: &str,
+        name: &str,
+        account: Option<&str>,
         change: OpId,
     ) -> Result<Vec<u8>, CallError> {
         self.arm(Some(change));
+        let player = game::Player {
+            name: name.to_owned(),
+            account: account.map(str::to_owned),
+        };
         let result = self
             .guest
             .hoard_plugin_game()
-            .call_join(&mut self.store, state, player);
+            .call_join(&mut self.store, state, &player);
         let result = counting_suspension(&self.suspended, result).await;
         self.settle(result)
     }

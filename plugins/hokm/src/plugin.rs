@@ -5,7 +5,7 @@
 //! up by one.
 
 use crate::game::{Game, Refusal};
-use hoard_sdk::{GameError, Info, Session, Turn, cold, hot};
+use hoard_sdk::{GameError, Info, Player, Session, Turn, cold, hot};
 
 struct Hokm;
 
@@ -35,9 +35,9 @@ impl hoard_sdk::Game for Hokm {
         Ok(Game::new(session.seed, &config).map_err(refusal)?.encode())
     }
 
-    fn join(state: Vec<u8>, player: String) -> Result<Vec<u8>, GameError> {
+    fn join(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
         let mut game = Game::decode(&state).map_err(refusal)?;
-        game.join(&player).map_err(refusal)?;
+        game.join(&player.name).map_err(refusal)?;
         Ok(game.encode())
     }
 

@@ -2,9 +2,10 @@
 //! every storage call, or misbehave (trap, loop forever, eat memory). The
 //! host's tests use it to prove isolation and limits; it is not a game.
 //!
-//! State: a JSON document `{"players": [...], "last": <result of the last action>}`.
+//! State: a JSON document `{"players": [{"name", "account"}, ...], "last":
+//! <result of the last action>}`; the view shows it whole.
 
-use hoard_sdk::{GameError, Info, Session, Turn, cold, hot, types};
+use hoard_sdk::{GameError, Info, Player, Session, Turn, cold, hot, types};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
@@ -215,13 +216,13 @@ impl hoard_sdk::Game for Probe {
         Ok(save(&json!({"players": [], "last": null})))
     }
 
-    fn join(state: Vec<u8>, player: String) -> Result<Vec<u8>, GameError> {
+    fn join(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
         let mut state = load(&state);
         let players = state["players"].as_array_mut().ok_or(GameError::Finished)?;
         if players.len() >= 8 {
             return Err(GameError::Full);
         }
-        players.push(json!(player));
+        players.push(json!({"name": player.name, "account": player.account}));
         Ok(save(&state))
     }
 

@@ -27,7 +27,9 @@ wit_bindgen::generate!({
     default_bindings_module: "hoard_sdk",
 });
 
-pub use exports::hoard::plugin::game::{GameError, Guest as Game, Info, Problem, Session, Turn};
+pub use exports::hoard::plugin::game::{
+    GameError, Guest as Game, Info, Player, Problem, Session, Turn,
+};
 pub use hoard::plugin::{cold, hot, types};
 
 impl GameError {
