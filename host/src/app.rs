@@ -7,6 +7,7 @@
 use crate::accounts::Accounts;
 use crate::config::{ColdBackend, Config, HotBackend};
 use crate::metrics::Metrics;
+use crate::rpc::Rpcs;
 use crate::session::Sessions;
 use crate::storage::measured::{MeasuredCold, MeasuredHot, Observe};
 use crate::storage::postgres::PostgresStore;
@@ -15,6 +16,7 @@ use crate::storage::resilient::{Connecting, LazyCold, LazyHot, Resilience};
 use crate::storage::sled::{OpenError, SledStore};
 use crate::storage::{ColdStore, HotStore, Storage};
 use crate::wasm::{LoadError, Runtime};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use tokio::net::TcpListener;
 pub struct App {
     sessions: Sessions,
     accounts: Accounts,
+    rpcs: Rpcs,
     storage: Storage,
     /// The outage layer over Redis and PostgreSQL, when they are used.
     resilience: Option<Arc<Resilience>>,
@@ -61,7 +64,7 @@ impl App {
         let (storage, resilience) = open_storage(&config, metrics.clone()).await?;
         let runtime =
             Runtime::new(config.wasm.clone(), storage.clone()).map_err(StartError::Runtime)?;
-        let mut plugins = Vec::with_capacity(config.plugins.len());
+        let mut games = HashMap::with_capacity(config.plugins.len());
         for plugin in &config.plugins {
             let loaded = runtime
                 .load(&plugin.name, &plugin.path)
@@ -71,10 +74,11 @@ impl App {
                     source,
                 })?;
             tracing::info!(plugin = %plugin.name, game = %loaded.info().name, version = %loaded.info().version, "plugin loaded");
-            plugins.push(loaded);
+            games.insert(loaded.namespace().as_str().to_owned(), Arc::new(loaded));
         }
+        let rpcs = Rpcs::new(&games, config.wasm.rpc_instances_max, metrics.clone());
         let sessions = Sessions::new(
-            plugins,
+            games,
             storage.hot.clone(),
             config.sessions.clone(),
             metrics.clone(),
@@ -83,6 +87,7 @@ impl App {
         Ok(App {
             sessions,
             accounts,
+            rpcs,
             storage,
             resilience,
             metrics,
@@ -102,6 +107,10 @@ impl App {
 
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    pub fn rpcs(&self) -> &Rpcs {
+        &self.rpcs
     }
 
     pub fn config(&self) -> &Config {

@@ -435,12 +435,17 @@ impl Config {
             "storage.postgres.statement_timeout_ms",
             self.storage.postgres.statement_timeout_ms,
         )?;
-        if (self.wasm.instances_max as usize) < self.sessions.live_max + 8 {
+        positive(
+            "wasm.rpc_instances_max",
+            u64::from(self.wasm.rpc_instances_max),
+        )?;
+        let rpc_instances = self.plugins.len() * self.wasm.rpc_instances_max as usize;
+        let needed = self.sessions.live_max + rpc_instances + 8;
+        if (self.wasm.instances_max as usize) < needed {
             return Err(ConfigError::Key {
                 key: "wasm.instances_max",
                 reason: format!(
-                    "must be at least sessions.live_max + 8 = {} (one instance per live session, plus room to load plugins)",
-                    self.sessions.live_max + 8
+                    "must be at least sessions.live_max + plugins x wasm.rpc_instances_max + 8 = {needed} (one instance per live session, those answering RPCs, and room to load plugins)"
                 ),
             });
         }

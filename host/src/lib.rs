@@ -13,6 +13,7 @@
 //! - [`accounts`]: player accounts: names, hashed secrets, account tokens.
 //! - [`session`]: game sessions: players, tokens, ordering of actions,
 //!   durable state, seed commitments.
+//! - [`rpc`]: calls into a game outside any session.
 //! - [`app`]: the composition root: opens the backends, loads the plugins,
 //!   wires sessions; [`run`] starts it and serves.
 //! - [`api`]: the HTTP API and its limits per connection and client; the
@@ -28,6 +29,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod metrics;
+pub mod rpc;
 pub mod session;
 pub mod storage;
 pub mod wasm;

@@ -17,6 +17,7 @@
 //! The outbox series are read from the outage layer when scraped.
 
 use crate::storage::resilient::{BreakerState, Resilience};
+use crate::wasm::{CallError, Fault};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -200,6 +201,29 @@ impl Metrics {
                 operation,
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Runs a plugin call, counting its time and, if it faulted, its
+    /// fault.
+    pub async fn time_plugin_call<T>(
+        &self,
+        game: &str,
+        call: &'static str,
+        future: impl Future<Output = Result<T, CallError>>,
+    ) -> Result<T, CallError> {
+        let started = std::time::Instant::now();
+        let result = future.await;
+        self.plugin_call(game, call, started.elapsed());
+        if let Err(CallError::Fault(fault)) = &result {
+            let kind = match fault {
+                Fault::TimedOut { .. } | Fault::Stalled { .. } => "timeout",
+                Fault::OutOfMemory { .. } => "out_of_memory",
+                Fault::Trapped(_) => "trap",
+                Fault::Instantiate(_) => "instantiate",
+            };
+            self.plugin_fault(game, kind);
+        }
+        result
     }
 
     pub fn plugin_call(&self, game: &str, call: &'static str, took: Duration) {

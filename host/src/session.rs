@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::OwnedMutexGuard;
 
 /// What a session keeps durably. `P` is how a player is kept: records
@@ -359,16 +359,13 @@ impl Drop for Reserved<'_> {
 }
 
 impl Sessions {
+    /// Sessions of `games` (by name).
     pub fn new(
-        plugins: Vec<Plugin>,
+        games: HashMap<String, Arc<Plugin>>,
         hot: Arc<dyn HotStore>,
         config: SessionsConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let games = plugins
-            .into_iter()
-            .map(|p| (p.namespace().as_str().to_owned(), Arc::new(p)))
-            .collect();
         Sessions {
             games,
             hot,
@@ -659,19 +656,7 @@ impl Sessions {
         call: &'static str,
         future: impl Future<Output = std::result::Result<T, CallError>>,
     ) -> std::result::Result<T, CallError> {
-        let started = Instant::now();
-        let result = future.await;
-        self.metrics.plugin_call(game, call, started.elapsed());
-        if let Err(CallError::Fault(fault)) = &result {
-            let kind = match fault {
-                Fault::TimedOut { .. } | Fault::Stalled { .. } => "timeout",
-                Fault::OutOfMemory { .. } => "out_of_memory",
-                Fault::Trapped(_) => "trap",
-                Fault::Instantiate(_) => "instantiate",
-            };
-            self.metrics.plugin_fault(game, kind);
-        }
-        result
+        self.metrics.time_plugin_call(game, call, future).await
     }
 
     fn plugin(&self, game: &str) -> Result<Arc<Plugin>> {

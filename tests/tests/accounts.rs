@@ -190,7 +190,7 @@ async fn bad_account_inputs_get_clear_errors_and_change_nothing() {
             401,
             "bad_account_token",
         ),
-        (join("{}", None).await, 400, "bad_body"),
+        (join("{}", None).await, 400, "bad_json"),
         // Alice again.
         (join("{}", Some(alice.clone())).await, 409, "already_seated"),
     ] {

@@ -2,6 +2,7 @@
 //! carry backend text.
 
 use crate::accounts::AccountError;
+use crate::rpc::RpcError;
 use crate::session::SessionError;
 use crate::storage;
 use crate::wasm::{Fault, Refusal};
@@ -201,5 +202,18 @@ impl From<AccountError> for ApiError {
             AccountError::BadToken => (S::UNAUTHORIZED, "bad_account_token"),
         };
         ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<RpcError> for ApiError {
+    fn from(error: RpcError) -> Self {
+        match error {
+            RpcError::UnknownGame(game) => SessionError::UnknownGame(game).into(),
+            RpcError::UnknownRpc { .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_rpc", error.to_string())
+            }
+            RpcError::Refused(refusal) => SessionError::Refused(refusal).into(),
+            RpcError::Fault(fault) => SessionError::Fault(fault).into(),
+        }
     }
 }

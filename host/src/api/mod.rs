@@ -5,6 +5,7 @@
 //! - `GET /healthz`, `GET /readyz`
 //! - `GET /v1/games`
 //! - `POST /v1/games/{game}/sessions`
+//! - `POST /v1/games/{game}/rpc/{name}` (optionally an account's token)
 //! - `GET /v1/sessions/{id}`
 //! - `POST /v1/sessions/{id}/join` (a guest, or an account's bearer token)
 //! - `POST /v1/accounts`, `POST /v1/login`, `GET /v1/accounts/me` (bearer

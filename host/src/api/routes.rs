@@ -4,6 +4,8 @@
 
 use super::rate::Limited;
 use super::{ApiError, Server};
+use crate::accounts::Account;
+use crate::app::App;
 use crate::session::Fairness;
 use crate::storage::resilient::BreakerState;
 use bytes::Bytes;
@@ -93,6 +95,7 @@ enum Route<'a> {
     Register,
     Login,
     Me,
+    Rpc(&'a str, &'a str),
 }
 
 impl<'a> Route<'a> {
@@ -107,6 +110,7 @@ impl<'a> Route<'a> {
             ["metrics"] => Route::Metrics,
             ["v1", "games"] => Route::Games,
             ["v1", "games", game, "sessions"] => Route::Create(game),
+            ["v1", "games", game, "rpc", name] => Route::Rpc(game, name),
             ["v1", "sessions", id] => Route::Session(id),
             ["v1", "sessions", id, "join"] => Route::Join(id),
             ["v1", "sessions", id, "actions"] => Route::Actions(id),
@@ -134,6 +138,7 @@ impl<'a> Route<'a> {
             Route::Register => "register",
             Route::Login => "login",
             Route::Me => "account",
+            Route::Rpc(..) => "rpc",
         }
     }
 
@@ -146,7 +151,8 @@ impl<'a> Route<'a> {
             | Route::Join(_)
             | Route::Actions(_)
             | Route::Register
-            | Route::Login => "POST",
+            | Route::Login
+            | Route::Rpc(..) => "POST",
             Route::Admin(_) => "GET, HEAD, POST, DELETE",
             _ => "GET, HEAD",
         }
@@ -231,11 +237,7 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
         Route::Join(id) => {
             limit(server, Limited::Join, client)?;
             // An account's token seats the account; none seats a guest.
-            let account = if request.headers().contains_key(AUTHORIZATION) {
-                Some(app.accounts().by_token(&bearer(request.headers())?).await?)
-            } else {
-                None
-            };
+            let account = account_of(app, request.headers()).await?;
             let body: JoinRequest = read_json(server, request).await?;
             let name = match (&account, body.name) {
                 (Some(account), None) => account.name.clone(),
@@ -265,7 +267,7 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
                 (None, None) => {
                     return Err(ApiError::new(
                         StatusCode::BAD_REQUEST,
-                        "bad_body",
+                        "bad_json",
                         "send {\"name\": ...} to join as a guest, or an account token as `Authorization: Bearer TOKEN`",
                     ));
                 }
@@ -297,6 +299,15 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
                 "account": account.id, "name": account.name, "token": token,
                 "expires_in_ms": app.config().accounts.token_ttl_ms,
             }))
+        }
+        Route::Rpc(game, name) => {
+            let caller = account_of(app, request.headers()).await?;
+            let input: Box<RawValue> = read_json(server, request).await?;
+            let answer = app
+                .rpcs()
+                .call(game, name, caller.as_ref(), input.get())
+                .await?;
+            ok(json!({"result": raw(answer)?}))
         }
         Route::Me => {
             let account = app.accounts().by_token(&bearer(request.headers())?).await?;
@@ -475,9 +486,19 @@ fn games(server: &Server) -> Reply {
         .map(|(name, info)| json!({
             "name": name, "game": info.name, "version": info.version, "description": info.description,
             "min_players": info.min_players, "max_players": info.max_players,
+            "rpcs": info.rpcs,
         }))
         .collect();
     ok(json!({"games": games}))
+}
+
+/// The account whose token the request carries, if it carries one: a
+/// token that is not an account's is refused, never taken as none.
+async fn account_of(app: &App, headers: &HeaderMap) -> Result<Option<Account>, ApiError> {
+    if !headers.contains_key(AUTHORIZATION) {
+        return Ok(None);
+    }
+    Ok(Some(app.accounts().by_token(&bearer(headers)?).await?))
 }
 
 /// The bearer token of a request. The scheme is case-insensitive

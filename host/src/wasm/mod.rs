@@ -59,9 +59,13 @@ pub struct WasmConfig {
     pub call_wall_timeout_ms: u64,
     /// How often the epoch ticks; a call overruns by at most one tick.
     pub epoch_tick_ms: u64,
-    /// Most plugin instances alive at once (one per active session, plus a
-    /// few for loading and checking). Sized into the pooling allocator.
+    /// Most plugin instances alive at once (one per active session, those
+    /// answering RPCs, and a few for loading and checking). Sized into the
+    /// pooling allocator.
     pub instances_max: u32,
+    /// Most instances of one plugin answering RPCs at once; more calls
+    /// wait their turn.
+    pub rpc_instances_max: u32,
 }
 
 impl Default for WasmConfig {
@@ -72,6 +76,7 @@ impl Default for WasmConfig {
             call_wall_timeout_ms: 10_000,
             epoch_tick_ms: 10,
             instances_max: 1024,
+            rpc_instances_max: 4,
         }
     }
 }
@@ -150,6 +155,8 @@ pub struct GameInfo {
     pub description: String,
     pub min_players: u32,
     pub max_players: u32,
+    /// The calls the plugin answers outside sessions (`rpc`).
+    pub rpcs: Vec<String>,
 }
 
 /// What a successful action returns.
@@ -390,6 +397,7 @@ impl Runtime {
                 description: String::new(),
                 min_players: 0,
                 max_players: 0,
+                rpcs: Vec::new(),
             },
             exports,
         };
@@ -542,6 +550,7 @@ impl Instance {
             description: info.description,
             min_players: info.min_players,
             max_players: info.max_players,
+            rpcs: info.rpcs,
         })
     }
 
@@ -582,6 +591,27 @@ impl Instance {
             .guest
             .hoard_plugin_game()
             .call_join(&mut self.store, state, &player);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result)
+    }
+
+    /// Answers the call `name` outside any session for `caller` (an
+    /// account's name and id), or for nobody in particular.
+    pub async fn rpc(
+        &mut self,
+        name: &str,
+        caller: Option<(&str, &str)>,
+        input: &str,
+    ) -> Result<String, CallError> {
+        self.arm(None);
+        let caller = caller.map(|(name, account)| game::Player {
+            name: name.to_owned(),
+            account: Some(account.to_owned()),
+        });
+        let result =
+            self.guest
+                .hoard_plugin_game()
+                .call_rpc(&mut self.store, name, caller.as_ref(), input);
         let result = counting_suspension(&self.suspended, result).await;
         self.settle(result)
     }

@@ -209,6 +209,7 @@ impl hoard_sdk::Game for Probe {
             description: "A test plugin that does what its actions say.".into(),
             min_players: 1,
             max_players: 8,
+            rpcs: vec!["do".into()],
         }
     }
 
@@ -239,6 +240,16 @@ impl hoard_sdk::Game for Probe {
             state: with_last(&state, &last),
             outcome: None,
         })
+    }
+
+    /// `do`: runs its input as an action would, outside any session, and
+    /// answers `{"caller": {"name", "account"} or null, "result": ...}`.
+    fn rpc(name: String, caller: Option<Player>, input: String) -> Result<String, GameError> {
+        debug_assert_eq!(name, "do", "the host calls only the names in info.rpcs");
+        let action: Action = serde_json::from_str(&input)
+            .map_err(|e| GameError::malformed("bad_input", e.to_string()))?;
+        let caller = caller.map(|c| json!({"name": c.name, "account": c.account}));
+        Ok(json!({"caller": caller, "result": run(&action)?}).to_string())
     }
 
     fn view(state: Vec<u8>, _player: Option<String>) -> Result<String, GameError> {
