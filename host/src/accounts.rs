@@ -16,6 +16,7 @@
 //! long whether or not the name exists.
 
 use crate::config::RateLimit;
+use crate::storage::sled::now_ms;
 use crate::storage::{self, ColdStore, ColdWrite, Namespace, Op, RecordWrite};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroU32;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Settings of accounts (`[accounts]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,13 +144,6 @@ pub fn valid_name(name: &str) -> bool {
 /// The record key of the account named `name` (any case).
 fn key_of(name: &str) -> String {
     name.to_ascii_lowercase()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn hex(bytes: &[u8]) -> String {

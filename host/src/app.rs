@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 
 /// A started host: everything a request handler can reach.
 pub struct App {
-    sessions: Sessions,
+    sessions: Arc<Sessions>,
     accounts: Accounts,
     rpcs: Rpcs,
     storage: Storage,
@@ -77,12 +77,14 @@ impl App {
             games.insert(loaded.namespace().as_str().to_owned(), Arc::new(loaded));
         }
         let rpcs = Rpcs::new(&games, config.wasm.rpc_instances_max, metrics.clone());
-        let sessions = Sessions::new(
+        let sessions = Arc::new(Sessions::new(
             games,
             storage.hot.clone(),
+            storage.cold.clone(),
             config.sessions.clone(),
             metrics.clone(),
-        );
+        ));
+        sessions.start_alarms();
         let accounts = Accounts::new(storage.cold.clone(), config.accounts.clone());
         Ok(App {
             sessions,

@@ -13,21 +13,25 @@
 
 use crate::config::SessionsConfig;
 use crate::metrics::Metrics;
-use crate::storage::{self, HotStore, HotWrite, Namespace, Op, OpId};
-use crate::wasm::{CallError, Fault, GameInfo, Instance, Plugin, Refusal};
+use crate::storage::{
+    self, ColdStore, ColdWrite, HotStore, HotWrite, Namespace, Op, OpId, RecordWrite,
+};
+use crate::wasm::{Alarms, CallError, Fault, GameInfo, Instance, Plugin, Refusal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
-/// What a session keeps durably. `P` is how a player is kept: records
-/// written before accounts kept [`PlayerRecordV1`].
+/// What a session keeps durably. `P` is how a player is kept and `A` the
+/// alarms: records written before accounts kept [`PlayerRecordV1`] and no
+/// alarms (`()`, which postcard writes as nothing).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct SessionRecord<P = PlayerRecord> {
+struct SessionRecord<P = PlayerRecord, A = Alarms> {
     game: String,
     /// Every random choice of the game comes from it. The host chooses it
     /// and keeps it secret until the game ends, unless the config lets the
@@ -51,6 +55,8 @@ struct SessionRecord<P = PlayerRecord> {
     /// The answers to the latest actions sent with an `Idempotency-Key`,
     /// oldest first, at most `sessions.idempotency_keys_max`.
     replies: Vec<KeptReply>,
+    /// Alarms the plugin set, pending.
+    alarms: A,
 }
 
 /// The answer to an action sent with an idempotency key: a retry with the
@@ -99,14 +105,14 @@ impl SessionRecord {
 
     fn decode(bytes: &[u8]) -> postcard::Result<SessionRecord> {
         let Some(record) = bytes.strip_prefix(&RECORD_FORMAT) else {
-            let old: SessionRecord<PlayerRecordV1> = postcard::from_bytes(bytes)?;
+            let old: SessionRecord<PlayerRecordV1, ()> = postcard::from_bytes(bytes)?;
             return Ok(old.upgrade());
         };
         postcard::from_bytes(record)
     }
 }
 
-impl SessionRecord<PlayerRecordV1> {
+impl SessionRecord<PlayerRecordV1, ()> {
     fn upgrade(self) -> SessionRecord {
         let players = self
             .players
@@ -128,6 +134,7 @@ impl SessionRecord<PlayerRecordV1> {
             actions: self.actions,
             expires_at_ms: self.expires_at_ms,
             replies: self.replies,
+            alarms: Alarms::default(),
         }
     }
 }
@@ -347,7 +354,17 @@ pub struct Sessions {
     config: SessionsConfig,
     /// Plugin call times and faults go here.
     metrics: Arc<Metrics>,
+    /// The alarm index (`ALARM_INDEX` records) lives here.
+    cold: Arc<dyn ColdStore>,
+    /// When to look at which session's alarms next, earliest first.
+    timer: Mutex<BinaryHeap<Reverse<(u64, String)>>>,
+    /// Wakes the scheduler when an earlier alarm is set.
+    wake: Arc<Notify>,
 }
+
+/// The collection, under the host's namespace, of sessions with pending
+/// alarms: key the session, body `{"due_ms"}` no later than its first.
+const ALARM_INDEX: &str = "alarm-index";
 
 /// A place reserved in `live` for a session being created.
 struct Reserved<'a>(&'a AtomicUsize);
@@ -359,14 +376,19 @@ impl Drop for Reserved<'_> {
 }
 
 impl Sessions {
-    /// Sessions of `games` (by name).
+    /// Sessions of `games` (by name), their records in `hot`, the alarm
+    /// index in `cold`. [`Sessions::start_alarms`] starts firing alarms.
     pub fn new(
         games: HashMap<String, Arc<Plugin>>,
         hot: Arc<dyn HotStore>,
+        cold: Arc<dyn ColdStore>,
         config: SessionsConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
         Sessions {
+            cold,
+            timer: Mutex::new(BinaryHeap::new()),
+            wake: Arc::new(Notify::new()),
             games,
             hot,
             live: Mutex::new(HashMap::new()),
@@ -412,9 +434,11 @@ impl Sessions {
         let _reserved = self.reserve();
         let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
         let record_seed = seed.unwrap_or_else(rand::random);
+        instance.lend_alarms(Alarms::default());
         let state = self
             .timed(game, "create", instance.create(&id, record_seed, config))
             .await?;
+        let alarms = instance.take_alarms().unwrap_or_default();
         self.check_state(&state)?;
         let mut record = SessionRecord {
             game: game.to_owned(),
@@ -427,8 +451,9 @@ impl Sessions {
             actions: 0,
             expires_at_ms: 0,
             replies: Vec::new(),
+            alarms,
         };
-        self.store(&id, &mut record).await?;
+        self.persist(&id, None, &mut record).await?;
         let fairness = Fairness::of(&record);
         let live = Live {
             record,
@@ -473,22 +498,26 @@ impl Sessions {
             } = &mut *live;
             let seat = (record.players.len() as u64).to_be_bytes();
             let change = OpId::derived(&[b"join", session.as_bytes(), &seat]);
-            let call = instance_of(kept, &plugin)
-                .await?
-                .join(&record.state, name, account, change);
+            let instance = instance_of(kept, &plugin).await?;
+            instance.lend_alarms(record.alarms.clone());
+            let call = instance.join(&record.state, name, account, change);
             let joined = self.timed(&record.game, "join", call).await;
-            faulting(joined, kept)?
+            let alarms = kept.as_mut().and_then(Instance::take_alarms);
+            (faulting(joined, kept)?, alarms)
         };
+        let (state, alarms) = state;
         self.check_state(&state)?;
         let token = hex(&rand::random::<[u8; 32]>());
+        let before = live.record.alarms.earliest();
         let mut next = live.record.clone();
         next.state = state;
+        next.alarms = alarms.expect("a successful call hands its alarms back");
         next.players.push(PlayerRecord {
             name: name.to_owned(),
             token_hash: token_hash(&token),
             account: account.map(str::to_owned),
         });
-        self.store(session, &mut next).await?;
+        self.persist(session, before, &mut next).await?;
         live.record = next;
         Ok(Joined {
             player: name.to_owned(),
@@ -553,18 +582,21 @@ impl Sessions {
                 record,
                 instance: kept,
             } = &mut *live;
-            let call =
-                instance_of(kept, &plugin)
-                    .await?
-                    .act(&record.state, &player, action, change);
+            let instance = instance_of(kept, &plugin).await?;
+            instance.lend_alarms(record.alarms.clone());
+            let call = instance.act(&record.state, &player, action, change);
             let acted = self.timed(&record.game, "act", call).await;
-            faulting(acted, kept)?
+            let alarms = kept.as_mut().and_then(Instance::take_alarms);
+            (faulting(acted, kept)?, alarms)
         };
+        let (turn, alarms) = turn;
         self.check_state(&turn.state)?;
+        let before = live.record.alarms.earliest();
         let mut next = live.record.clone();
         next.state = turn.state;
         next.outcome = turn.outcome;
         next.actions = number;
+        next.alarms = alarms.expect("a successful call hands its alarms back");
         // The view is rendered before the record is stored, so a kept
         // answer can go into the same write. The action stands even if the
         // view fails (a retry would be refused).
@@ -597,7 +629,7 @@ impl Sessions {
                 outcome: next.outcome.clone(),
             });
         }
-        self.store(session, &mut next).await?;
+        self.persist(session, before, &mut next).await?;
         live.record = next;
         Ok(Acted {
             view,
@@ -689,6 +721,245 @@ impl Sessions {
 
     /// Stores `record` durably with its time to live: `unjoined_ttl_ms`
     /// until someone joins, `ttl_ms` from then on, counted from now.
+    /// Stores a session's next record whose alarms were due first at
+    /// `before`, keeping the alarm index true: every session with pending
+    /// alarms has an entry due no later than its first alarm (an entry
+    /// due earlier only wakes the scheduler for nothing). So an earlier
+    /// alarm is indexed before the record is stored, and an entry is
+    /// dropped only after the record without alarms is.
+    async fn persist(
+        &self,
+        session: &str,
+        before: Option<u64>,
+        record: &mut SessionRecord,
+    ) -> Result<()> {
+        if record.outcome.is_some() {
+            // A finished game drops its alarms.
+            record.alarms.pending.clear();
+        }
+        let earliest = record.alarms.earliest();
+        if let Some(due) = earliest
+            && before.is_none_or(|before| due < before)
+        {
+            self.index_alarm(session, Some(due)).await?;
+        }
+        self.store(session, record).await?;
+        match earliest {
+            None if before.is_some() => {
+                if let Err(error) = self.index_alarm(session, None).await {
+                    // Harmless: the entry wakes the scheduler once for
+                    // nothing, and goes then.
+                    tracing::warn!(%error, session, "an alarm index entry stays");
+                }
+            }
+            Some(due) if Some(due) != before => self.schedule(session, due),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sets (`Some(due)`) or drops the alarm index entry of `session`.
+    async fn index_alarm(&self, session: &str, due: Option<u64>) -> storage::Result<()> {
+        let write = match due {
+            Some(due_ms) => RecordWrite::Put {
+                collection: ALARM_INDEX.into(),
+                key: session.to_owned(),
+                body: serde_json::json!({ "due_ms": due_ms }).to_string(),
+                expected_version: None,
+            },
+            None => RecordWrite::Delete {
+                collection: ALARM_INDEX.into(),
+                key: session.to_owned(),
+                expected_version: None,
+            },
+        };
+        let op = Op::new(Namespace::host(), ColdWrite::Record(write));
+        self.cold.apply(&op).await.map(drop)
+    }
+
+    /// Wakes the scheduler for `session` at `due_ms`.
+    fn schedule(&self, session: &str, due_ms: u64) {
+        self.timer
+            .lock()
+            .expect("alarm timer poisoned")
+            .push(Reverse((due_ms, session.to_owned())));
+        self.wake.notify_one();
+    }
+
+    /// Starts firing alarms: those of the index (sessions with alarms
+    /// pending when the host last stopped), then every alarm set from now
+    /// on. Stops when the sessions are dropped.
+    pub fn start_alarms(self: &Arc<Self>) {
+        let sessions = Arc::downgrade(self);
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let Some(this) = sessions.upgrade() else {
+                    return;
+                };
+                match this.read_alarm_index(after.as_deref()).await {
+                    Ok(Some(next)) => after = Some(next),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "reading the alarm index; trying again");
+                        drop(this);
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+            loop {
+                let next = {
+                    let Some(this) = sessions.upgrade() else {
+                        return;
+                    };
+                    let timer = this.timer.lock().expect("alarm timer poisoned");
+                    timer.peek().map(|Reverse((due, _))| *due)
+                };
+                let wait = next.map(|due| due.saturating_sub(now_ms()));
+                match wait {
+                    Some(0) => {}
+                    Some(ms) => {
+                        tokio::select! {
+                            () = tokio::time::sleep(std::time::Duration::from_millis(ms)) => {}
+                            () = wake.notified() => continue,
+                        }
+                    }
+                    None => {
+                        wake.notified().await;
+                        continue;
+                    }
+                }
+                let Some(this) = sessions.upgrade() else {
+                    return;
+                };
+                let due: Vec<String> = {
+                    let mut timer = this.timer.lock().expect("alarm timer poisoned");
+                    let now = now_ms();
+                    std::iter::from_fn(|| {
+                        timer
+                            .peek()
+                            .is_some_and(|Reverse((due, _))| *due <= now)
+                            .then(|| timer.pop().map(|Reverse((_, s))| s))
+                            .flatten()
+                    })
+                    .collect()
+                };
+                for session in due {
+                    let this = this.clone();
+                    tokio::spawn(async move { this.fire(&session).await });
+                }
+            }
+        });
+    }
+
+    /// Schedules one page of the alarm index from `cursor`; the cursor of
+    /// the next page, if there is one.
+    async fn read_alarm_index(&self, cursor: Option<&str>) -> storage::Result<Option<String>> {
+        let page = self
+            .cold
+            .list(&Namespace::host(), ALARM_INDEX, "", cursor, 500)
+            .await?;
+        for record in &page.records {
+            let due = serde_json::from_str::<serde_json::Value>(&record.body)
+                .ok()
+                .and_then(|body| body["due_ms"].as_u64())
+                .unwrap_or(0);
+            self.schedule(&record.key, due);
+        }
+        Ok(page.next_cursor)
+    }
+
+    /// Fires `session`'s due alarms, in order, each in turn with the
+    /// session's other calls, and schedules its next.
+    async fn fire(&self, session: &str) {
+        let mut live = match self.lock(session).await {
+            Ok(live) => live,
+            Err(SessionError::UnknownSession) => {
+                // Expired or gone: its entry goes too.
+                let _ = self.index_alarm(session, None).await;
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, session, "cannot load a session to fire its alarms; trying again in 1 s");
+                self.schedule(session, now_ms() + 1000);
+                return;
+            }
+        };
+        loop {
+            let before = live.record.alarms.earliest();
+            let mut alarms = live.record.alarms.clone();
+            let Some(alarm) = alarms.take_due(now_ms()) else {
+                break;
+            };
+            let mut next = live.record.clone();
+            next.alarms = alarms.clone();
+            match self.run_alarm(&mut live, session, &alarm, alarms).await {
+                Ok(Some((turn, alarms))) => {
+                    next.state = turn.state;
+                    next.outcome = turn.outcome;
+                    next.alarms = alarms;
+                }
+                // Refused or faulted: the alarm is spent, the state stays.
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, session, alarm = alarm.id, "an alarm could not run; trying again in 1 s");
+                    self.schedule(session, now_ms() + 1000);
+                    return;
+                }
+            }
+            if let Err(error) = self.persist(session, before, &mut next).await {
+                tracing::warn!(%error, session, alarm = alarm.id, "an alarm's session could not be stored; trying again in 1 s");
+                self.schedule(session, now_ms() + 1000);
+                return;
+            }
+            live.record = next;
+        }
+        if let Some(due) = live.record.alarms.earliest() {
+            self.schedule(session, due);
+        }
+    }
+
+    /// Calls the plugin's `on-alarm`: the next state and alarms, or `None`
+    /// if the plugin refused or faulted (the alarm is spent either way).
+    async fn run_alarm(
+        &self,
+        live: &mut Locked,
+        session: &str,
+        alarm: &crate::wasm::Alarm,
+        alarms: Alarms,
+    ) -> Result<Option<(crate::wasm::Turn, Alarms)>> {
+        let plugin = self.plugin(&live.record.game)?;
+        let Live {
+            record,
+            instance: kept,
+        } = &mut **live;
+        let change = OpId::derived(&[b"alarm", session.as_bytes(), &alarm.id.to_be_bytes()]);
+        let instance = instance_of(kept, &plugin).await?;
+        instance.lend_alarms(alarms);
+        let call = instance.on_alarm(&record.state, &alarm.payload, change);
+        let fired = self.timed(&record.game, "on_alarm", call).await;
+        let alarms = kept.as_mut().and_then(Instance::take_alarms);
+        match faulting(fired, kept) {
+            Ok(turn) => match self.check_state(&turn.state) {
+                Ok(()) => Ok(Some((turn, alarms.expect("handed back")))),
+                Err(error) => {
+                    tracing::warn!(session, alarm = alarm.id, %error, "an alarm's state was refused");
+                    Ok(None)
+                }
+            },
+            Err(SessionError::Refused(refusal)) => {
+                tracing::info!(session, alarm = alarm.id, %refusal, "the plugin refused an alarm");
+                Ok(None)
+            }
+            Err(SessionError::Fault(fault)) => {
+                tracing::warn!(session, alarm = alarm.id, %fault, "an alarm faulted the plugin");
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     async fn store(&self, session: &str, record: &mut SessionRecord) -> Result<()> {
         // Tests fail the store after a plugin's writes went through.
         fail::fail_point!("session-store", |_| Err(SessionError::Storage(
@@ -894,7 +1165,7 @@ mod tests {
         assert_ne!(commitment(42, &[0; 16]), commitment(42, &nonce));
     }
 
-    fn record<P>(players: Vec<P>) -> SessionRecord<P> {
+    fn record<P, A: Default>(players: Vec<P>) -> SessionRecord<P, A> {
         SessionRecord {
             game: "hokm".into(),
             seed: 7,
@@ -906,12 +1177,13 @@ mod tests {
             actions: 3,
             expires_at_ms: 99,
             replies: Vec::new(),
+            alarms: A::default(),
         }
     }
 
     #[test]
     fn records_from_before_accounts_load_with_guests() {
-        let old = record(vec![PlayerRecordV1 {
+        let old: SessionRecord<_, ()> = record(vec![PlayerRecordV1 {
             name: "ali".into(),
             token_hash: [9; 32],
         }]);
@@ -923,7 +1195,7 @@ mod tests {
         assert_eq!(loaded.players[0].account, None);
         assert_eq!((loaded.actions, &loaded.state[..]), (3, &b"state"[..]));
 
-        let new = record(vec![PlayerRecord {
+        let new: SessionRecord = record(vec![PlayerRecord {
             name: "bo".into(),
             token_hash: [8; 32],
             account: Some("a1".into()),

@@ -221,6 +221,19 @@ pub fn use_service_backends(
     config.storage.postgres = database.config();
 }
 
+/// A host in service mode on this test's own Redis keys and database,
+/// which are dropped with the second value (after the host stops).
+pub async fn service_host(
+    plugins: &[(&str, &str)],
+) -> (crate::TestHost, (RedisKeys, TestDatabase)) {
+    let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
+    let host = crate::TestHost::start_with(plugins, |config| {
+        use_service_backends(config, &keys, &database)
+    })
+    .await;
+    (host, (keys, database))
+}
+
 /// Cold storage on a fresh Postgres database; hot on a throwaway sled.
 pub async fn postgres_storage() -> (Storage, (TestDatabase, tempfile::TempDir)) {
     let database = TestDatabase::create().await;

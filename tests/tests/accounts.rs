@@ -4,7 +4,7 @@
 //! logged in clear, and login attempts rate-limited. On sled and on Redis +
 //! PostgreSQL.
 
-use hoard_tests::services::{RedisKeys, TestDatabase, free_port, use_service_backends};
+use hoard_tests::services::{free_port, service_host};
 use hoard_tests::{Api, HostProcess, TestHost};
 use serde_json::{Value, json};
 
@@ -87,14 +87,10 @@ async fn an_account_is_the_same_identity_in_every_session_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_is_the_same_identity_in_every_session_in_service_mode() {
-    let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
-    let host = TestHost::start_with(&[("probe", "probe")], |config| {
-        use_service_backends(config, &keys, &database)
-    })
-    .await;
+    let (host, services) = service_host(&[("probe", "probe")]).await;
     the_same_identity_in_every_session(&host.api()).await;
     // The account is a record under the host's namespace in PostgreSQL.
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&services.1.url)
         .await
         .unwrap();
     let (body,): (String,) = sqlx::query_as(

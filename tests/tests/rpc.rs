@@ -4,7 +4,7 @@
 //! game or name, malformed input, and a trapping, looping or greedy RPC
 //! each get a clear error while the host keeps serving.
 
-use hoard_tests::services::{RedisKeys, TestDatabase, use_service_backends};
+use hoard_tests::services::service_host;
 use hoard_tests::{Api, Reply, TestHost, hokm};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -83,11 +83,7 @@ async fn hokm_leaderboard_and_history_through_rpc_offline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hokm_leaderboard_and_history_through_rpc_in_service_mode() {
-    let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
-    let host = TestHost::start_with(&[("hokm", "hokm")], |config| {
-        use_service_backends(config, &keys, &database)
-    })
-    .await;
+    let (host, _services) = service_host(&[("hokm", "hokm")]).await;
     hokm_reads_through_rpc(&host.api()).await;
     host.stop().await;
 }

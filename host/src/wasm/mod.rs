@@ -17,8 +17,11 @@
 //! **Invariant:** this is the only module that knows wasmtime or the
 //! generated bindings; nothing outside sees a WIT type.
 
+mod alarms;
 mod cold;
 mod hot;
+
+pub use alarms::{Alarm, Alarms};
 
 use crate::storage::{self, Namespace, OpId, Storage};
 use serde::{Deserialize, Serialize};
@@ -185,6 +188,9 @@ pub struct InstanceData {
     suspended: Arc<AtomicU64>,
     /// Where the call in progress takes its writes' op ids from.
     op_ids: OpIds,
+    /// The alarms of the session the call in progress works on; `None`
+    /// outside a session's call.
+    alarms: Option<Alarms>,
 }
 
 /// How a call names its writes. Within a change of a session (an action, a
@@ -465,6 +471,7 @@ impl Plugin {
             call_started: Instant::now(),
             suspended: suspended.clone(),
             op_ids: OpIds::Random,
+            alarms: None,
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|data| &mut data.limits);
@@ -481,6 +488,7 @@ impl Plugin {
             guest,
             config: config.clone(),
             suspended,
+            lent: None,
         })
     }
 }
@@ -492,6 +500,8 @@ pub struct Instance {
     config: WasmConfig,
     /// Shared with the store's data; see [`InstanceData::on_deadline`].
     suspended: Arc<AtomicU64>,
+    /// Alarms lent for the next call (see [`Instance::lend_alarms`]).
+    lent: Option<Alarms>,
 }
 
 impl Instance {
@@ -499,13 +509,27 @@ impl Instance {
     /// it makes, if any (see [`OpIds`]).
     fn arm(&mut self, change: Option<OpId>) {
         self.suspended.store(0, Ordering::Relaxed);
+        let lent = self.lent.take();
         let data = self.store.data_mut();
+        data.alarms = lent;
         data.call_started = Instant::now();
         data.op_ids = match change {
             Some(change) => OpIds::Derived { change, next: 0 },
             None => OpIds::Random,
         };
         self.store.set_epoch_deadline(deadline_ticks(&self.config));
+    }
+
+    /// Lends a session's alarms to the next call, which may set and cancel
+    /// them; [`Instance::take_alarms`] hands them back after it. A call
+    /// with none lent has no session's alarms to touch.
+    pub fn lend_alarms(&mut self, alarms: Alarms) {
+        self.lent = Some(alarms);
+    }
+
+    /// The alarms lent to the last call, as it left them.
+    pub fn take_alarms(&mut self) -> Option<Alarms> {
+        self.store.data_mut().alarms.take()
     }
 
     /// A fault, told apart by which of the call's time limits stopped it.
@@ -593,6 +617,26 @@ impl Instance {
             .call_join(&mut self.store, state, &player);
         let result = counting_suspension(&self.suspended, result).await;
         self.settle(result)
+    }
+
+    /// Fires an alarm with `payload`; the call's writes take their ids
+    /// from `change`.
+    pub async fn on_alarm(
+        &mut self,
+        state: &[u8],
+        payload: &str,
+        change: OpId,
+    ) -> Result<Turn, CallError> {
+        self.arm(Some(change));
+        let result = self
+            .guest
+            .hoard_plugin_game()
+            .call_on_alarm(&mut self.store, state, payload);
+        let result = counting_suspension(&self.suspended, result).await;
+        self.settle(result).map(|turn| Turn {
+            state: turn.state,
+            outcome: turn.outcome,
+        })
     }
 
     /// Answers the call `name` outside any session for `caller` (an

@@ -285,6 +285,35 @@ impl Game {
         self.phase = Phase::ChoosingTrump;
     }
 
+    /// The move a turn clock makes for whoever must move now, as `act`
+    /// takes it (player, action): the Hakem names the suit of the first
+    /// card dealt to them; a player plays their lowest legal card (lowest
+    /// rank, then suit in `C D H S` order). `None` when nobody must move.
+    pub fn timeout_move(&self) -> Option<(String, String)> {
+        let player = |seat: u8| self.players[seat as usize].clone();
+        match self.phase {
+            Phase::ChoosingTrump => {
+                let first = shuffled_deck(self.seed, self.hand_number)[0];
+                let action = json!({"type": "trump", "suit": first.suit().letter().to_string()});
+                Some((player(self.hakem), action.to_string()))
+            }
+            Phase::Playing => {
+                let hand = self.hands[self.turn as usize];
+                let led = self.trick.first().map(|(_, card)| card.suit());
+                let card = hand
+                    .iter()
+                    .filter(|card| match led {
+                        Some(led) if hand.has_suit(led) => card.suit() == led,
+                        _ => true,
+                    })
+                    .min_by_key(|card| (card.rank(), card.suit().letter()))?;
+                let action = json!({"type": "play", "card": card.to_string()});
+                Some((player(self.turn), action.to_string()))
+            }
+            Phase::Waiting | Phase::Finished { .. } => None,
+        }
+    }
+
     /// Applies `player`'s action. On error nothing changes.
     pub fn act(&mut self, player: &str, action: &str) -> Result<(), Refusal> {
         let seat = self.seat_of(player).ok_or(Refusal::NotSeated)?;
@@ -521,6 +550,37 @@ pub fn trick_winner(trick: &[(u8, Card)], trump: Suit) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_turn_clock_plays_legal_moves_to_the_end() {
+        for seed in 0..20 {
+            let mut game = seated(seed);
+            let (hakem, action) = game.timeout_move().unwrap();
+            assert_eq!(hakem, game.players[game.hakem as usize]);
+            let first = shuffled_deck(seed, 1)[0];
+            assert!(
+                action.contains(&format!("\"suit\":\"{}\"", first.suit().letter())),
+                "{action}"
+            );
+            let mut moves = 0;
+            while let Some((player, action)) = game.timeout_move() {
+                if game.phase == Phase::Playing {
+                    // The lowest legal card: following suit when it can.
+                    let card: Action = serde_json::from_str(&action).unwrap();
+                    let card = Card::parse(card.card.unwrap().as_str()).unwrap();
+                    let hand = game.hands[game.turn as usize];
+                    if let Some((_, led)) = game.trick.first() {
+                        assert!(card.suit() == led.suit() || !hand.has_suit(led.suit()));
+                    }
+                }
+                game.act(&player, &action)
+                    .expect("the clock's move is legal");
+                moves += 1;
+                assert!(moves < 10_000);
+            }
+            assert!(matches!(game.phase, Phase::Finished { .. }), "seed {seed}");
+        }
+    }
 
     fn card(name: &str) -> Card {
         Card::parse(name).unwrap()

@@ -5,7 +5,7 @@
 //! State: a JSON document `{"players": [{"name", "account"}, ...], "last":
 //! <result of the last action>}`; the view shows it whole.
 
-use hoard_sdk::{GameError, Info, Player, Session, Turn, cold, hot, types};
+use hoard_sdk::{GameError, Info, Player, Session, Turn, alarms, cold, hot, types};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
@@ -34,6 +34,8 @@ struct Action<'a> {
     score: Option<f64>,
     expected: Option<u64>,
     bytes: Option<u64>,
+    /// An alarm's id (`alarm-cancel`).
+    id: Option<u64>,
     /// Report how long the storage call took, as the plugin saw it:
     /// `last` becomes `{"ns": <nanoseconds or null>, "result": <result>}`.
     #[serde(default)]
@@ -99,6 +101,15 @@ fn record_match(key: &str, action: &Action) -> Result<Value, types::Error> {
     let score = hot::leaderboard_incr(key, &action.member, 1.0)?;
     let count = hot::incr(key, 1)?;
     Ok(json!([seq, score, count]))
+}
+
+fn bump(key: &str) -> Result<i64, types::Error> {
+    let now = hot::get(key)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    hot::set(key, (now + 1).to_string().as_bytes(), None)?;
+    Ok(now + 1)
 }
 
 fn timed<T>(call: impl FnOnce() -> T) -> T {
@@ -185,6 +196,12 @@ fn run(action: &Action) -> Result<Value, GameError> {
         "cold-get" => timed(|| cold::get(&action.collection, key))
             .map(|r| json!(r.map(|r| json!({"version": r.version, "body": r.body})))),
         "record-match" => record_match(key, action),
+        // An alarm in `ttl_ms` ms whose payload is `body`; see `on_alarm`.
+        "alarm-set" => alarms::set(action.ttl_ms.unwrap_or(0), &action.body).map(|id| json!(id)),
+        "alarm-cancel" => alarms::cancel(action.id.unwrap_or(0)).map(|was| json!(was)),
+        // Reads `key` as a number and writes it back one higher, in two
+        // calls: two of these at once on one key would lose one.
+        "bump" => bump(key).map(|n| json!(n)),
         "history" => cold::read_history(key, 0, 100)
             .map(|rows| json!(rows.iter().map(|e| e.body.clone()).collect::<Vec<_>>())),
         "hot-set-huge" => {
@@ -238,6 +255,29 @@ impl hoard_sdk::Game for Probe {
         }
         Ok(Turn {
             state: with_last(&state, &last),
+            outcome: None,
+        })
+    }
+
+    /// An alarm's payload is a JSON object: `"bump"` names a key to bump
+    /// (as the action does), `"then"` an alarm to set next (`{"ms",
+    /// "payload"}`); the payload itself is appended to the history stream
+    /// `fired`, so tests see which alarms fired, in what order, how often.
+    fn on_alarm(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
+        let alarm: Value = serde_json::from_str(&payload)
+            .map_err(|e| GameError::malformed("bad_payload", e.to_string()))?;
+        if let Some(key) = alarm["bump"].as_str() {
+            bump(key)?;
+        }
+        if let Some(then) = alarm.get("then") {
+            alarms::set(
+                then["ms"].as_u64().unwrap_or(0),
+                &then["payload"].to_string(),
+            )?;
+        }
+        cold::append_history("fired", &payload)?;
+        Ok(Turn {
+            state: with_last(&state, &json!({"alarm": alarm})),
             outcome: None,
         })
     }

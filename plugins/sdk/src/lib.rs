@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 pub use exports::hoard::plugin::game::{
     GameError, Guest as Game, Info, Player, Problem, Session, Turn,
 };
-pub use hoard::plugin::{cold, hot, types};
+pub use hoard::plugin::{alarms, cold, hot, types};
 
 impl GameError {
     /// The rules forbid this action now; `code` is a stable snake_case name.

@@ -117,6 +117,12 @@ const ANSWERS_KEPT: usize = 100_000;
 /// Queued ops on one key, in order, with their seqs.
 type Lane<W> = Vec<(u64, Queued<W>)>;
 
+/// Tests make every write take the queue (`resilient-always-queue`).
+fn forced_to_queue() -> bool {
+    fail::fail_point!("resilient-always-queue", |_| true);
+    false
+}
+
 /// How a round of replay went.
 enum Round {
     /// Nothing was queued.
@@ -229,12 +235,7 @@ impl<B: Backend, V: View<Write = B::Write>> Guarded<B, V> {
     /// outcome is unknown (refused connection, timeout) is queued too:
     /// replaying it is safe, since the backend applies an op id once.
     pub(super) async fn apply(&self, op: &Op<B::Write>) -> Result<Applied> {
-        // Tests make every write take the queue (`resilient-always-queue`).
-        let forced = (|| {
-            fail::fail_point!("resilient-always-queue", |_| true);
-            false
-        })();
-        let direct = !forced && !*self.queueing() && self.breaker.allows_calls();
+        let direct = !forced_to_queue() && !*self.queueing() && self.breaker.allows_calls();
         if direct {
             match self.call(self.backend.apply(op)).await {
                 Ok(applied) => {
