@@ -175,8 +175,14 @@ fn secret_matches(secret: &str, stored: &str) -> bool {
 /// failed login takes as long either way.
 static NOBODY: LazyLock<String> = LazyLock::new(|| hash_secret("no account has this secret"));
 
-/// Runs Argon2 off the async threads: it takes tens of milliseconds.
+/// Argon2 runs at most this many at once (19 MiB and tens of
+/// milliseconds each): more logins wait their turn, so a flood from many
+/// addresses costs time, not memory or the blocking pool.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Runs Argon2 off the async threads, a few at a time.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let _turn = HASHING.acquire().await.expect("never closed");
     tokio::task::spawn_blocking(work)
         .await
         .expect("hashing does not panic")

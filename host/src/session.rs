@@ -91,8 +91,9 @@ struct PlayerRecordV1 {
 
 /// Session records start with this, then the record in postcard. Records
 /// written before accounts have none: they start with the game name's
-/// length, a byte under 128.
-const RECORD_FORMAT: [u8; 4] = [0xff, b'h', b's', 2];
+/// length, a byte under 128. Format 2 had accounts and no alarms.
+const RECORD_FORMAT: [u8; 4] = [0xff, b'h', b's', 3];
+const RECORD_FORMAT_2: [u8; 4] = [0xff, b'h', b's', 2];
 
 impl SessionRecord {
     fn encode(&self) -> Result<Vec<u8>> {
@@ -104,37 +105,38 @@ impl SessionRecord {
     }
 
     fn decode(bytes: &[u8]) -> postcard::Result<SessionRecord> {
-        let Some(record) = bytes.strip_prefix(&RECORD_FORMAT) else {
-            let old: SessionRecord<PlayerRecordV1, ()> = postcard::from_bytes(bytes)?;
-            return Ok(old.upgrade());
+        if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT) {
+            return postcard::from_bytes(record);
+        }
+        if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT_2) {
+            let old: SessionRecord<PlayerRecord, ()> = postcard::from_bytes(record)?;
+            return Ok(old.convert(|p| p, Alarms::default()));
+        }
+        let old: SessionRecord<PlayerRecordV1, ()> = postcard::from_bytes(bytes)?;
+        let guest = |p: PlayerRecordV1| PlayerRecord {
+            name: p.name,
+            token_hash: p.token_hash,
+            account: None,
         };
-        postcard::from_bytes(record)
+        Ok(old.convert(guest, Alarms::default()))
     }
 }
 
-impl SessionRecord<PlayerRecordV1, ()> {
-    fn upgrade(self) -> SessionRecord {
-        let players = self
-            .players
-            .into_iter()
-            .map(|p| PlayerRecord {
-                name: p.name,
-                token_hash: p.token_hash,
-                account: None,
-            })
-            .collect();
+impl<P, A> SessionRecord<P, A> {
+    /// The same record with its players mapped by `player` and `alarms`.
+    fn convert<Q, B>(self, player: impl FnMut(P) -> Q, alarms: B) -> SessionRecord<Q, B> {
         SessionRecord {
             game: self.game,
             seed: self.seed,
             nonce: self.nonce,
             fair: self.fair,
-            players,
+            players: self.players.into_iter().map(player).collect(),
             state: self.state,
             outcome: self.outcome,
             actions: self.actions,
             expires_at_ms: self.expires_at_ms,
             replies: self.replies,
-            alarms: Alarms::default(),
+            alarms,
         }
     }
 }
@@ -356,8 +358,8 @@ pub struct Sessions {
     metrics: Arc<Metrics>,
     /// The alarm index (`ALARM_INDEX` records) lives here.
     cold: Arc<dyn ColdStore>,
-    /// When to look at which session's alarms next, earliest first.
-    timer: Mutex<BinaryHeap<Reverse<(u64, String)>>>,
+    /// When to look at which session's alarms next.
+    timer: Mutex<Timer>,
     /// Wakes the scheduler when an earlier alarm is set.
     wake: Arc<Notify>,
 }
@@ -365,6 +367,44 @@ pub struct Sessions {
 /// The collection, under the host's namespace, of sessions with pending
 /// alarms: key the session, body `{"due_ms"}` no later than its first.
 const ALARM_INDEX: &str = "alarm-index";
+
+/// When to wake for which session: one wake per session, the earliest
+/// asked for (a later one is dropped: the earlier wake fires what is due
+/// and asks again for the next).
+#[derive(Default)]
+struct Timer {
+    heap: BinaryHeap<Reverse<(u64, String)>>,
+    wakes: HashMap<String, u64>,
+}
+
+impl Timer {
+    fn schedule(&mut self, session: &str, due_ms: u64) -> bool {
+        if self.wakes.get(session).is_some_and(|&wake| wake <= due_ms) {
+            return false;
+        }
+        self.wakes.insert(session.to_owned(), due_ms);
+        self.heap.push(Reverse((due_ms, session.to_owned())));
+        true
+    }
+
+    fn next(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// The sessions whose wake is due by `now_ms`, each once.
+    fn due(&mut self, now_ms: u64) -> Vec<String> {
+        let mut due = Vec::new();
+        while self.next().is_some_and(|wake| wake <= now_ms) {
+            let Reverse((wake, session)) = self.heap.pop().expect("peeked");
+            // An entry its session's earlier wake replaced is stale.
+            if self.wakes.get(&session) == Some(&wake) {
+                self.wakes.remove(&session);
+                due.push(session);
+            }
+        }
+        due
+    }
+}
 
 /// A place reserved in `live` for a session being created.
 struct Reserved<'a>(&'a AtomicUsize);
@@ -387,7 +427,7 @@ impl Sessions {
     ) -> Self {
         Sessions {
             cold,
-            timer: Mutex::new(BinaryHeap::new()),
+            timer: Mutex::new(Timer::default()),
             wake: Arc::new(Notify::new()),
             games,
             hot,
@@ -453,7 +493,13 @@ impl Sessions {
             replies: Vec::new(),
             alarms,
         };
-        self.persist(&id, None, &mut record).await?;
+        // As `persist`, but the first wake only once the slot is in the map:
+        // an alarm due at once must find this session there.
+        let first_alarm = record.alarms.earliest();
+        if let Some(due) = first_alarm {
+            self.index_alarm(&id, Some(due)).await?;
+        }
+        self.store(&id, &mut record).await?;
         let fairness = Fairness::of(&record);
         let live = Live {
             record,
@@ -464,6 +510,9 @@ impl Sessions {
             .lock()
             .expect("sessions map poisoned")
             .insert(id.clone(), slot);
+        if let Some(due) = first_alarm {
+            self.schedule(&id, due);
+        }
         Ok(Created {
             session: id,
             fairness,
@@ -779,45 +828,49 @@ impl Sessions {
 
     /// Wakes the scheduler for `session` at `due_ms`.
     fn schedule(&self, session: &str, due_ms: u64) {
-        self.timer
+        let earlier = self
+            .timer
             .lock()
             .expect("alarm timer poisoned")
-            .push(Reverse((due_ms, session.to_owned())));
-        self.wake.notify_one();
+            .schedule(session, due_ms);
+        if earlier {
+            self.wake.notify_one();
+        }
     }
 
-    /// Starts firing alarms: those of the index (sessions with alarms
-    /// pending when the host last stopped), then every alarm set from now
-    /// on. Stops when the sessions are dropped.
+    /// Starts firing alarms: every alarm set from now on, and those of the
+    /// index (sessions with alarms pending when the host last stopped),
+    /// read meanwhile. Stops when the sessions are dropped.
     pub fn start_alarms(self: &Arc<Self>) {
         let sessions = Arc::downgrade(self);
-        let wake = self.wake.clone();
         tokio::spawn(async move {
-            let mut after = None;
+            let mut cursor = None;
             loop {
                 let Some(this) = sessions.upgrade() else {
                     return;
                 };
-                match this.read_alarm_index(after.as_deref()).await {
-                    Ok(Some(next)) => after = Some(next),
-                    Ok(None) => break,
+                match this.read_alarm_index(cursor.as_deref()).await {
+                    Ok(Some(next)) => cursor = Some(next),
+                    Ok(None) => return,
                     Err(error) => {
-                        tracing::warn!(%error, "reading the alarm index; trying again");
+                        tracing::warn!(%error, "reading the alarm index; trying again in 1 s");
                         drop(this);
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
             }
+        });
+        let sessions = Arc::downgrade(self);
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
             loop {
                 let next = {
                     let Some(this) = sessions.upgrade() else {
                         return;
                     };
-                    let timer = this.timer.lock().expect("alarm timer poisoned");
-                    timer.peek().map(|Reverse((due, _))| *due)
+                    this.timer.lock().expect("alarm timer poisoned").next()
                 };
-                let wait = next.map(|due| due.saturating_sub(now_ms()));
-                match wait {
+                match next.map(|due| due.saturating_sub(now_ms())) {
                     Some(0) => {}
                     Some(ms) => {
                         tokio::select! {
@@ -833,18 +886,11 @@ impl Sessions {
                 let Some(this) = sessions.upgrade() else {
                     return;
                 };
-                let due: Vec<String> = {
-                    let mut timer = this.timer.lock().expect("alarm timer poisoned");
-                    let now = now_ms();
-                    std::iter::from_fn(|| {
-                        timer
-                            .peek()
-                            .is_some_and(|Reverse((due, _))| *due <= now)
-                            .then(|| timer.pop().map(|Reverse((_, s))| s))
-                            .flatten()
-                    })
-                    .collect()
-                };
+                let due = this
+                    .timer
+                    .lock()
+                    .expect("alarm timer poisoned")
+                    .due(now_ms());
                 for session in due {
                     let this = this.clone();
                     tokio::spawn(async move { this.fire(&session).await });
@@ -871,8 +917,14 @@ impl Sessions {
     }
 
     /// Fires `session`'s due alarms, in order, each in turn with the
-    /// session's other calls, and schedules its next.
+    /// session's other calls, and schedules its next. Only alarms set
+    /// before it began: one that an alarm sets for now fires on the next
+    /// wake, after the calls waiting for the session.
     async fn fire(&self, session: &str) {
+        let retry = |why: &dyn std::fmt::Display| {
+            tracing::warn!(session, %why, "alarms wait; trying again in 1 s");
+            self.schedule(session, now_ms() + 1000);
+        };
         let mut live = match self.lock(session).await {
             Ok(live) => live,
             Err(SessionError::UnknownSession) => {
@@ -880,16 +932,14 @@ impl Sessions {
                 let _ = self.index_alarm(session, None).await;
                 return;
             }
-            Err(error) => {
-                tracing::warn!(%error, session, "cannot load a session to fire its alarms; trying again in 1 s");
-                self.schedule(session, now_ms() + 1000);
-                return;
-            }
+            Err(error) => return retry(&error),
         };
+        let set_before = live.record.alarms.next_id;
+        let mut fired = 0;
         loop {
             let before = live.record.alarms.earliest();
             let mut alarms = live.record.alarms.clone();
-            let Some(alarm) = alarms.take_due(now_ms()) else {
+            let Some(alarm) = alarms.take_due(now_ms(), set_before) else {
                 break;
             };
             let mut next = live.record.clone();
@@ -902,21 +952,27 @@ impl Sessions {
                 }
                 // Refused or faulted: the alarm is spent, the state stays.
                 Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, session, alarm = alarm.id, "an alarm could not run; trying again in 1 s");
-                    self.schedule(session, now_ms() + 1000);
+                Err(SessionError::UnknownGame(game)) => {
+                    // The game is not loaded: its alarms wait, in the index,
+                    // for a host that loads it.
+                    tracing::warn!(session, game, "alarms of a game not loaded here wait");
                     return;
                 }
+                Err(error) => return retry(&error),
             }
             if let Err(error) = self.persist(session, before, &mut next).await {
-                tracing::warn!(%error, session, alarm = alarm.id, "an alarm's session could not be stored; trying again in 1 s");
-                self.schedule(session, now_ms() + 1000);
-                return;
+                return retry(&error);
             }
             live.record = next;
+            fired += 1;
         }
-        if let Some(due) = live.record.alarms.earliest() {
-            self.schedule(session, due);
+        match live.record.alarms.earliest() {
+            Some(due) => self.schedule(session, due),
+            // Woken for nothing: a stale index entry, which goes.
+            None if fired == 0 => {
+                let _ = self.index_alarm(session, None).await;
+            }
+            None => {}
         }
     }
 
@@ -948,6 +1004,11 @@ impl Sessions {
                     Ok(None)
                 }
             },
+            // Storage that did not answer is no reason to drop the alarm.
+            Err(SessionError::Refused(Refusal::Storage(
+                error @ storage::Error::Unavailable(_),
+            ))) => Err(SessionError::Storage(error)),
+            Err(error @ SessionError::Fault(Fault::Stalled { .. })) => Err(error),
             Err(SessionError::Refused(refusal)) => {
                 tracing::info!(session, alarm = alarm.id, %refusal, "the plugin refused an alarm");
                 Ok(None)
@@ -965,12 +1026,16 @@ impl Sessions {
         fail::fail_point!("session-store", |_| Err(SessionError::Storage(
             storage::Error::Unavailable("failpoint session-store".into())
         )));
+        let now = now_ms();
         let ttl_ms = if record.players.is_empty() {
             self.config.unjoined_ttl_ms
         } else {
             self.config.ttl_ms
         };
-        record.expires_at_ms = now_ms().saturating_add(ttl_ms);
+        // A session lives at least until a minute after its last alarm.
+        let last_alarm = record.alarms.pending.iter().map(|a| a.due_ms).max();
+        let ttl_ms = last_alarm.map_or(ttl_ms, |due| ttl_ms.max(due.saturating_sub(now) + 60_000));
+        record.expires_at_ms = now.saturating_add(ttl_ms);
         let value = record.encode()?;
         let write = HotWrite::Set {
             key: record_key(session),
@@ -1182,6 +1247,24 @@ mod tests {
     }
 
     #[test]
+    fn a_session_has_one_wake_the_earliest() {
+        let mut timer = Timer::default();
+        assert!(timer.schedule("a", 50));
+        assert!(!timer.schedule("a", 70), "a later wake adds nothing");
+        assert!(timer.schedule("a", 30), "an earlier one replaces it");
+        assert!(timer.schedule("b", 40));
+        assert_eq!(timer.next(), Some(30));
+        assert_eq!(timer.due(45), ["a", "b"]);
+        assert_eq!(
+            timer.due(100),
+            Vec::<String>::new(),
+            "a's old wake is stale"
+        );
+        assert!(timer.schedule("a", 80), "after its wake, a may ask again");
+        assert_eq!(timer.due(100), ["a"]);
+    }
+
+    #[test]
     fn records_from_before_accounts_load_with_guests() {
         let old: SessionRecord<_, ()> = record(vec![PlayerRecordV1 {
             name: "ali".into(),
@@ -1202,6 +1285,16 @@ mod tests {
         }]);
         let again = SessionRecord::decode(&new.encode().unwrap()).unwrap();
         assert_eq!(again.players[0].account.as_deref(), Some("a1"));
+        let v2: SessionRecord<PlayerRecord, ()> = record(vec![PlayerRecord {
+            name: "cy".into(),
+            token_hash: [7; 32],
+            account: Some("a2".into()),
+        }]);
+        let mut bytes = RECORD_FORMAT_2.to_vec();
+        bytes.extend(postcard::to_stdvec(&v2).unwrap());
+        let loaded = SessionRecord::decode(&bytes).unwrap();
+        assert_eq!(loaded.players[0].account.as_deref(), Some("a2"));
+        assert_eq!(loaded.alarms, Alarms::default());
         assert!(SessionRecord::decode(b"\xff\x00garbage").is_err());
     }
 }

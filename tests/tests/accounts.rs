@@ -209,7 +209,7 @@ async fn bad_account_inputs_get_clear_errors_and_change_nothing() {
     );
     assert_eq!(login("alice", "alice's secret").await.status, 200);
     assert_eq!(login("bob", "bob's own secret").await.status, 200);
-    let carol = login("carol", "short").await;
+    let carol = login("carol", "long enough secret").await;
     assert_eq!(carol.status, 401, "carol was never registered");
     host.stop().await;
 }

@@ -161,6 +161,33 @@ async fn pending_alarms_fire_once_after_a_kill() {
     );
 }
 
+/// An alarm that sets itself again, due at once, every time it fires does
+/// not hold its session: it fires over and over, and the session's actions
+/// are served between its firings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_that_never_lets_go_does_not_hold_its_session() {
+    let host = TestHost::start(&[("probe", "probe")]).await;
+    let api = host.api();
+    let session = api.create("probe", json!({})).await;
+    let player = api.join(&session, "p").await;
+    set_alarm(&player, 0, json!({"forever": true})).await;
+    let started = Instant::now();
+    for i in 0..20 {
+        let action = json!({"do": "hot-set", "key": "k", "value": i.to_string()});
+        let reply = tokio::time::timeout(Duration::from_secs(2), player.act(&action))
+            .await
+            .unwrap_or_else(|_| panic!("action {i} waited over 2 s"));
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+    }
+    let fired = fired(&player).await.len();
+    assert!(
+        fired >= 2,
+        "the alarm fired {fired} times in {:?}",
+        started.elapsed()
+    );
+    host.stop().await;
+}
+
 /// Plays until the hokm view of `player` satisfies `done`, or panics.
 async fn wait_view(player: &Player, patience: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();

@@ -213,7 +213,15 @@ impl From<RpcError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_rpc", error.to_string())
             }
             RpcError::Refused(refusal) => SessionError::Refused(refusal).into(),
-            RpcError::Fault(fault) => SessionError::Fault(fault).into(),
+            RpcError::Fault(fault) => {
+                // A session's state stays as it was; an RPC has none, and
+                // what it wrote before failing stands.
+                let mut error = ApiError::from(SessionError::Fault(fault));
+                if let Some(cause) = error.message.strip_suffix("; nothing was changed") {
+                    error.message = format!("{cause}; writes the call made before stand");
+                }
+                error
+            }
         }
     }
 }

@@ -37,13 +37,13 @@ impl Alarms {
     }
 
     /// Removes and returns the first alarm due by `now_ms` (by due time,
-    /// then by id).
-    pub fn take_due(&mut self, now_ms: u64) -> Option<Alarm> {
+    /// then by id) among those with an id below `below_id`.
+    pub fn take_due(&mut self, now_ms: u64, below_id: u64) -> Option<Alarm> {
         let (at, _) = self
             .pending
             .iter()
             .enumerate()
-            .filter(|(_, a)| a.due_ms <= now_ms)
+            .filter(|(_, a)| a.due_ms <= now_ms && a.id < below_id)
             .min_by_key(|(_, a)| (a.due_ms, a.id))?;
         Some(self.pending.remove(at))
     }
@@ -110,10 +110,15 @@ mod tests {
             next_id: 5,
         };
         assert_eq!(alarms.earliest(), Some(10));
-        let order: Vec<u64> = std::iter::from_fn(|| alarms.take_due(50))
+        assert_eq!(
+            alarms.take_due(50, 3).map(|a| a.id),
+            Some(2),
+            "3 is too new"
+        );
+        let order: Vec<u64> = std::iter::from_fn(|| alarms.take_due(50, 5))
             .map(|a| a.id)
             .collect();
-        assert_eq!(order, [2, 3, 1]);
+        assert_eq!(order, [3, 1]);
         assert_eq!(alarms.earliest(), Some(99));
     }
 }

@@ -261,7 +261,8 @@ impl hoard_sdk::Game for Probe {
 
     /// An alarm's payload is a JSON object: `"bump"` names a key to bump
     /// (as the action does), `"then"` an alarm to set next (`{"ms",
-    /// "payload"}`); the payload itself is appended to the history stream
+    /// "payload"}`), `"forever": true` the same alarm again, due at once;
+    /// the payload itself is appended to the history stream
     /// `fired`, so tests see which alarms fired, in what order, how often.
     fn on_alarm(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
         let alarm: Value = serde_json::from_str(&payload)
@@ -274,6 +275,10 @@ impl hoard_sdk::Game for Probe {
                 then["ms"].as_u64().unwrap_or(0),
                 &then["payload"].to_string(),
             )?;
+        }
+        if alarm["forever"] == true {
+            // Due again at once, every time: a plugin that never lets go.
+            alarms::set(0, &payload)?;
         }
         cold::append_history("fired", &payload)?;
         Ok(Turn {
