@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the plugins, then runs every test: unit tests, the plugins' own rule
-# tests, and the integration tests in tests/ (real host on port 0, real
+# tests and the guest SDK's, and the integration tests in tests/ (real host on port 0, real
 # compiled plugins, real storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
-cargo test --manifest-path plugins/Cargo.toml -p hokm
+cargo test --manifest-path plugins/Cargo.toml -p hokm -p hoard-sdk
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else

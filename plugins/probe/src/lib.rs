@@ -5,7 +5,7 @@
 //! State: a JSON document `{"players": [{"name", "account"}, ...], "last":
 //! <result of the last action>}`; the view shows it whole.
 
-use hoard_sdk::{GameError, Info, Player, Session, Turn, alarms, cold, hot, types};
+use hoard_sdk::{GameError, Info, Player, Records, Session, Turn, alarms, cold, hot, types};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
@@ -101,6 +101,11 @@ fn record_match(key: &str, action: &Action) -> Result<Value, types::Error> {
     let score = hot::leaderboard_incr(key, &action.member, 1.0)?;
     let count = hot::incr(key, 1)?;
     Ok(json!([seq, score, count]))
+}
+
+#[derive(serde::Serialize, Deserialize)]
+struct Tally {
+    n: u64,
 }
 
 fn bump(key: &str) -> Result<i64, types::Error> {
@@ -202,6 +207,15 @@ fn run(action: &Action) -> Result<Value, GameError> {
         // Reads `key` as a number and writes it back one higher, in two
         // calls: two of these at once on one key would lose one.
         "bump" => bump(key).map(|n| json!(n)),
+        // The SDK's typed read-modify-write: `{"n"}` in `tallies/key`, one
+        // higher, retried on conflict.
+        "tally" => {
+            let tallies = Records::<Tally>::new("tallies");
+            let updated = tallies.update(key, |tally| Tally {
+                n: tally.map_or(0, |t| t.n) + 1,
+            })?;
+            Ok(json!({"n": updated.value.n, "version": updated.version}))
+        }
         "history" => cold::read_history(key, 0, 100)
             .map(|rows| json!(rows.iter().map(|e| e.body.clone()).collect::<Vec<_>>())),
         "hot-set-huge" => {

@@ -8,6 +8,13 @@
 //! - [`Game`]: the trait a plugin implements; [`export!`] registers it.
 //! - [`GameError`] helpers: [`GameError::illegal`], [`GameError::malformed`],
 //!   and `?` on a storage call turns its error into [`GameError::Storage`].
+//! - [`Records`]: a cold collection of serde values, with
+//!   [`Records::update`], a read-modify-write that retries on `conflict`.
+//! - [`Rng`]: random numbers from the session's seed, so a session replays.
+//! - [`alarms`]: call me back on this session later (a turn clock).
+//! - [`Rules`] and [`export_rules!`]: a game on typed state and actions; the
+//!   SDK does the bytes, the JSON and the refusals. `plugins/sdk/README.md`
+//!   builds one step by step.
 //!
 //! ```ignore
 //! struct MyGame;
@@ -31,6 +38,13 @@ pub use exports::hoard::plugin::game::{
     GameError, Guest as Game, Info, Player, Problem, Session, Turn,
 };
 pub use hoard::plugin::{alarms, cold, hot, types};
+pub use records::{Records, UPDATE_TRIES, Versioned};
+pub use rng::Rng;
+pub use rules::Rules;
+
+mod records;
+mod rng;
+pub mod rules;
 
 impl GameError {
     /// The rules forbid this action now; `code` is a stable snake_case name.

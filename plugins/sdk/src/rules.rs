@@ -1,0 +1,180 @@
+//! A game as typed rules: the state and the actions are serde types, and
+//! the SDK does the bytes, the JSON and the refusals. Implement [`Rules`]
+//! and export it with [`export_rules!`](crate::export_rules).
+//!
+//! The state is kept as JSON, so a session's state can be read (and
+//! upgraded) by anyone holding it; a game whose state must be small or
+//! fast can implement [`Game`](crate::Game) on bytes instead, as Hokm
+//! does.
+
+use crate::{GameError, Info, Player, Session, Turn};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// The rules of a game, on typed state.
+pub trait Rules {
+    /// Everything a session of the game is, between calls.
+    type State: Serialize + DeserializeOwned;
+    /// One move, as a player sends it (a JSON object; a serde enum with
+    /// `#[serde(tag = "type")]` reads `{"type": "roll"}`).
+    type Action: DeserializeOwned;
+
+    /// Describes the game for the lobby.
+    fn describe() -> Info;
+
+    /// The first state, from the client's config (`{}` for the defaults).
+    fn create(session: &Session, config: Value) -> Result<Self::State, GameError>;
+
+    /// Seats `player`.
+    fn join(state: &mut Self::State, player: &Player) -> Result<(), GameError>;
+
+    /// Applies `player`'s action; the outcome (winners, scores) once the
+    /// game has ended. On an error the state is dropped: nothing changes.
+    fn act(
+        state: &mut Self::State,
+        player: &str,
+        action: Self::Action,
+    ) -> Result<Option<Value>, GameError>;
+
+    /// What `player` may see (`None`: a spectator).
+    fn view(state: &Self::State, player: Option<&str>) -> Value;
+
+    /// An alarm set with [`alarms::set`](crate::alarms::set) is due.
+    fn on_alarm(state: &mut Self::State, payload: Value) -> Result<Option<Value>, GameError> {
+        let _ = (state, payload);
+        Ok(None)
+    }
+
+    /// A call outside any session, one of `describe().rpcs`.
+    fn rpc(name: &str, caller: Option<&Player>, input: Value) -> Result<Value, GameError> {
+        let _ = (caller, input);
+        Err(GameError::malformed(
+            "unknown_rpc",
+            format!("no call named {name:?}"),
+        ))
+    }
+}
+
+fn malformed(code: &str, error: serde_json::Error) -> GameError {
+    GameError::malformed(code, error.to_string())
+}
+
+fn load<R: Rules>(state: &[u8]) -> Result<R::State, GameError> {
+    serde_json::from_slice(state).map_err(|e| malformed("bad_state", e))
+}
+
+fn save<R: Rules>(state: &R::State) -> Vec<u8> {
+    serde_json::to_vec(state).expect("a game's state serializes")
+}
+
+fn turn<R: Rules>(state: &R::State, outcome: Option<Value>) -> Turn {
+    Turn {
+        state: save::<R>(state),
+        outcome: outcome.map(|o| o.to_string()),
+    }
+}
+
+/// The glue [`export_rules!`](crate::export_rules) calls: each function is
+/// one export of the game interface, on bytes and JSON text.
+#[doc(hidden)]
+pub mod glue {
+    use super::*;
+
+    pub fn create<R: Rules>(session: Session, config: String) -> Result<Vec<u8>, GameError> {
+        let config = serde_json::from_str(&config).map_err(|e| malformed("bad_config", e))?;
+        Ok(save::<R>(&R::create(&session, config)?))
+    }
+
+    pub fn join<R: Rules>(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
+        let mut state = load::<R>(&state)?;
+        R::join(&mut state, &player)?;
+        Ok(save::<R>(&state))
+    }
+
+    pub fn act<R: Rules>(
+        state: Vec<u8>,
+        player: String,
+        action: String,
+    ) -> Result<Turn, GameError> {
+        let mut state = load::<R>(&state)?;
+        let action = serde_json::from_str(&action).map_err(|e| malformed("bad_action", e))?;
+        let outcome = R::act(&mut state, &player, action)?;
+        Ok(turn::<R>(&state, outcome))
+    }
+
+    pub fn on_alarm<R: Rules>(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
+        let mut state = load::<R>(&state)?;
+        let payload = serde_json::from_str(&payload).map_err(|e| malformed("bad_payload", e))?;
+        let outcome = R::on_alarm(&mut state, payload)?;
+        Ok(turn::<R>(&state, outcome))
+    }
+
+    pub fn rpc<R: Rules>(
+        name: String,
+        caller: Option<Player>,
+        input: String,
+    ) -> Result<String, GameError> {
+        let input = serde_json::from_str(&input).map_err(|e| malformed("bad_input", e))?;
+        Ok(R::rpc(&name, caller.as_ref(), input)?.to_string())
+    }
+
+    pub fn view<R: Rules>(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {
+        let state = load::<R>(&state)?;
+        Ok(R::view(&state, player.as_deref()).to_string())
+    }
+}
+
+/// Exports a [`Rules`] type as the plugin's game.
+///
+/// ```ignore
+/// struct Pig;
+/// impl hoard_sdk::Rules for Pig { /* ... */ }
+/// hoard_sdk::export_rules!(Pig);
+/// ```
+#[macro_export]
+macro_rules! export_rules {
+    ($rules:ty) => {
+        struct __HoardRules;
+
+        impl $crate::Game for __HoardRules {
+            fn describe() -> $crate::Info {
+                <$rules as $crate::Rules>::describe()
+            }
+            fn create(
+                session: $crate::Session,
+                config: String,
+            ) -> Result<Vec<u8>, $crate::GameError> {
+                $crate::rules::glue::create::<$rules>(session, config)
+            }
+            fn join(state: Vec<u8>, player: $crate::Player) -> Result<Vec<u8>, $crate::GameError> {
+                $crate::rules::glue::join::<$rules>(state, player)
+            }
+            fn act(
+                state: Vec<u8>,
+                player: String,
+                action: String,
+            ) -> Result<$crate::Turn, $crate::GameError> {
+                $crate::rules::glue::act::<$rules>(state, player, action)
+            }
+            fn on_alarm(
+                state: Vec<u8>,
+                payload: String,
+            ) -> Result<$crate::Turn, $crate::GameError> {
+                $crate::rules::glue::on_alarm::<$rules>(state, payload)
+            }
+            fn rpc(
+                name: String,
+                caller: Option<$crate::Player>,
+                input: String,
+            ) -> Result<String, $crate::GameError> {
+                $crate::rules::glue::rpc::<$rules>(name, caller, input)
+            }
+            fn view(state: Vec<u8>, player: Option<String>) -> Result<String, $crate::GameError> {
+                $crate::rules::glue::view::<$rules>(state, player)
+            }
+        }
+
+        $crate::export!(__HoardRules);
+    };
+}
