@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs hoard offline: embedded sled storage in data/, Hokm loaded, listening
+# Runs hoard offline: embedded sled storage in data/, Hokm and Pig loaded, listening
 # on 127.0.0.1:7878. Extra arguments go to `hoard serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
