@@ -180,12 +180,16 @@ static NOBODY: LazyLock<String> = LazyLock::new(|| hash_secret("no account has t
 /// addresses costs time, not memory or the blocking pool.
 static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-/// Runs Argon2 off the async threads, a few at a time.
+/// Runs Argon2 off the async threads, a few at a time. The permit goes
+/// with the work, so a client that hangs up does not free it early.
 async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let _turn = HASHING.acquire().await.expect("never closed");
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("hashing does not panic")
+    let turn = HASHING.acquire().await.expect("never closed");
+    tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        work()
+    })
+    .await
+    .expect("hashing does not panic")
 }
 
 /// Constant-time comparison of two hex digests.

@@ -1008,7 +1008,6 @@ impl Sessions {
             Err(SessionError::Refused(Refusal::Storage(
                 error @ storage::Error::Unavailable(_),
             ))) => Err(SessionError::Storage(error)),
-            Err(error @ SessionError::Fault(Fault::Stalled { .. })) => Err(error),
             Err(SessionError::Refused(refusal)) => {
                 tracing::info!(session, alarm = alarm.id, %refusal, "the plugin refused an alarm");
                 Ok(None)

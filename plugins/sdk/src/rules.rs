@@ -30,7 +30,9 @@ pub trait Rules {
     fn join(state: &mut Self::State, player: &Player) -> Result<(), GameError>;
 
     /// Applies `player`'s action; the outcome (winners, scores) once the
-    /// game has ended. On an error the state is dropped: nothing changes.
+    /// game has ended. On an error the state you changed is dropped and the
+    /// session keeps the one it had; storage writes made before the error
+    /// stand.
     fn act(
         state: &mut Self::State,
         player: &str,
@@ -40,7 +42,8 @@ pub trait Rules {
     /// What `player` may see (`None`: a spectator).
     fn view(state: &Self::State, player: Option<&str>) -> Value;
 
-    /// An alarm set with [`alarms::set`](crate::alarms::set) is due.
+    /// An alarm set with [`alarms::set`](crate::alarms::set) is due:
+    /// `payload` as JSON, or as a JSON string if it was not JSON.
     fn on_alarm(state: &mut Self::State, payload: Value) -> Result<Option<Value>, GameError> {
         let _ = (state, payload);
         Ok(None)
@@ -105,7 +108,8 @@ pub mod glue {
 
     pub fn on_alarm<R: Rules>(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
         let mut state = load::<R>(&state)?;
-        let payload = serde_json::from_str(&payload).map_err(|e| malformed("bad_payload", e))?;
+        // A payload set as plain text arrives as a JSON string.
+        let payload = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
         let outcome = R::on_alarm(&mut state, payload)?;
         Ok(turn::<R>(&state, outcome))
     }
