@@ -16,6 +16,7 @@
 //! long whether or not the name exists.
 
 use crate::config::RateLimit;
+use crate::session::{constant_time_eq, hex};
 use crate::storage::sled::now_ms;
 use crate::storage::{self, ColdStore, ColdWrite, Namespace, Op, RecordWrite};
 use argon2::Argon2;
@@ -146,10 +147,6 @@ fn key_of(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
@@ -190,15 +187,6 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     })
     .await
     .expect("hashing does not panic")
-}
-
-/// Constant-time comparison of two hex digests.
-fn same_digest(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 impl Accounts {
@@ -343,7 +331,9 @@ impl Accounts {
         record
             .tokens
             .iter()
-            .any(|t| t.expires_ms > now && same_digest(&t.hash, &presented))
+            .any(|t| {
+                t.expires_ms > now && constant_time_eq(t.hash.as_bytes(), presented.as_bytes())
+            })
             .then(|| record.account())
             .ok_or(AccountError::BadToken)
     }
