@@ -263,13 +263,14 @@ impl<B: Backend, V: View<Write = B::Write>> Guarded<B, V> {
     async fn enqueue(&self, op: &Op<B::Write>) -> Result<Applied> {
         let answer = {
             let mut queueing = self.queueing();
-            let answered = self
-                .answered
-                .lock()
-                .expect("answers poisoned")
-                .get(&op.id)
-                .cloned();
-            match answered.or_else(|| self.outbox.queued(op.id)) {
+            // The outbox first: replay remembers an answer before it takes
+            // the op out, so an op missing from the outbox here that was
+            // ever in it is found among the answers.
+            let known = self.outbox.queued(op.id).or_else(|| {
+                let mut answered = self.answered.lock().expect("answers poisoned");
+                answered.get(&op.id).cloned()
+            });
+            match known {
                 // Applied or queued already (a retried action): the same
                 // answer, and nothing more to do.
                 Some(answer) => answer,
@@ -514,6 +515,15 @@ impl<B: Backend, V: View<Write = B::Write>> Guarded<B, V> {
         // them once more, and the backend's markers answer. Tests crash
         // here (`replay-after-confirm=return`).
         fail::fail_point!("replay-after-confirm", |_| std::process::abort());
+        // Remembered before they leave the outbox: a duplicate arriving in
+        // between must find its answer in one place or the other, never
+        // in neither (it would be queued and answered anew).
+        {
+            let mut answered = self.answered.lock().expect("answers poisoned");
+            for ((_, op), applied) in replayed.iter().zip(applied) {
+                answered.insert(op.id, applied.clone(), 1);
+            }
+        }
         if let Err(error) = self.outbox.remove(replayed) {
             tracing::error!(%error, "removing replayed ops from the outbox failed");
             return Err(error);
@@ -525,10 +535,6 @@ impl<B: Backend, V: View<Write = B::Write>> Guarded<B, V> {
                 attempts.remove(seq);
                 view.settled(op, Some(applied));
             }
-        }
-        let mut answered = self.answered.lock().expect("answers poisoned");
-        for ((_, op), applied) in replayed.iter().zip(applied) {
-            answered.insert(op.id, applied.clone(), 1);
         }
         self.replayed
             .fetch_add(replayed.len() as u64, Ordering::Relaxed);
