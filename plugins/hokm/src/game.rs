@@ -316,9 +316,15 @@ impl Game {
 
     /// Applies `player`'s action. On error nothing changes.
     pub fn act(&mut self, player: &str, action: &str) -> Result<(), Refusal> {
-        let seat = self.seat_of(player).ok_or(Refusal::NotSeated)?;
+        self.seat_of(player).ok_or(Refusal::NotSeated)?;
         let action: Action = serde_json::from_str(action)
             .map_err(|e| Refusal::Malformed("bad_action", format!("bad action: {e}")))?;
+        self.apply(player, &action)
+    }
+
+    /// Applies `player`'s action, already read. On error nothing changes.
+    pub fn apply(&mut self, player: &str, action: &Action) -> Result<(), Refusal> {
+        let seat = self.seat_of(player).ok_or(Refusal::NotSeated)?;
         // Well formed before legal: a malformed action is refused as such in
         // any phase.
         let action = action.resolve()?;

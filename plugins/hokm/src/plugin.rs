@@ -1,110 +1,102 @@
-//! The WIT export: hoard calls these; they call the rules.
+//! Hokm on the guest SDK: the rules in [`crate::game`], the session's
+//! storage around them.
 //!
-//! When a game ends, the result is written to cold storage (the `matches`
-//! history stream) and each winner's count on the hot `wins` leaderboard goes
-//! up by one.
+//! When a game ends, its outcome is appended to the cold history stream
+//! `matches` and each winner's count on the hot leaderboard `wins` goes up
+//! by one; the RPCs `leaderboard` and `history` read them back.
 //!
 //! **The turn clock.** With `"turn_ms": N` in the config, whoever must move
 //! has N ms: an alarm then makes their move for them (`Game::timeout_move`:
 //! the Hakem names the suit of their first card, a player plays their
-//! lowest legal card). Every move cancels the alarm and sets the next.
+//! lowest legal card).
 
-use crate::game::{Game, Phase, Refusal};
-use hoard_sdk::{GameError, Info, Player, Session, Turn, alarms, cold, hot, types};
+use crate::game::{Action, Game, Phase, Refusal};
+use hoard_sdk::rpc::within;
+use hoard_sdk::{GameError, History, Info, Leaderboard, Player, Router, Rules, Session, TurnClock};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
-struct Hokm;
+const WINS: Leaderboard = Leaderboard::new("wins");
+const MATCHES: History<Value> = History::new("matches");
 
-fn refusal(refusal: Refusal) -> GameError {
-    match refusal {
-        Refusal::Malformed(code, message) => GameError::malformed(code, message),
-        Refusal::Illegal(code, message) => GameError::illegal(code, message),
-        Refusal::NotYourTurn => GameError::NotYourTurn,
-        Refusal::Full => GameError::Full,
-        Refusal::NotSeated => GameError::NotSeated,
-        Refusal::Finished => GameError::Finished,
+impl From<Refusal> for GameError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Malformed(code, message) => GameError::malformed(code, message),
+            Refusal::Illegal(code, message) => GameError::illegal(code, message),
+            Refusal::NotYourTurn => GameError::NotYourTurn,
+            Refusal::Full => GameError::Full,
+            Refusal::NotSeated => GameError::NotSeated,
+            Refusal::Finished => GameError::Finished,
+        }
     }
 }
 
-/// A session's state: the game, then its turn clock if it has one. A state
-/// without a clock is the game's bytes alone, as before clocks.
+/// A session's state: the game, then its turn clock if it has one. (Serde
+/// for the SDK's bound; `encode` and `decode` below choose the format.)
+#[derive(Serialize, Deserialize)]
 struct Table {
     game: Game,
-    clock: Option<Clock>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Clock {
-    turn_ms: u64,
-    /// The pending alarm, if someone must move.
-    alarm: Option<u64>,
-    /// Moves made so far: an alarm names the move it was set after, so a
-    /// late one is ignored.
-    moves: u64,
-}
-
-/// The turn clock's part of the config.
-#[derive(Deserialize)]
-struct ClockConfig {
-    turn_ms: u64,
+    clock: Option<TurnClock>,
 }
 
 impl Table {
-    fn decode(state: &[u8]) -> Result<Table, GameError> {
-        let bad = || GameError::malformed("bad_state", "the session state is not a Hokm game");
-        let (game, rest) = postcard::take_from_bytes::<Game>(state).map_err(|_| bad())?;
-        let clock = match rest {
-            [] => None,
-            rest => Some(postcard::from_bytes(rest).map_err(|_| bad())?),
-        };
-        Ok(Table { game, clock })
-    }
-
-    fn encode(&self) -> Vec<u8> {
-        let mut state = self.game.encode();
-        if let Some(clock) = &self.clock {
-            state.extend(postcard::to_allocvec(clock).expect("a clock encodes"));
+    /// After a move: the clock restarts for whoever must move now, and the
+    /// game's end is recorded.
+    fn moved(&mut self) -> Result<Option<Value>, GameError> {
+        if let Some(clock) = &mut self.clock {
+            clock.restart(matches!(
+                self.game.phase,
+                Phase::ChoosingTrump | Phase::Playing
+            ))?;
         }
-        state
-    }
-
-    /// After a move: the old alarm goes, and the player who must move now
-    /// gets a fresh `turn_ms`.
-    fn rearm(&mut self) -> Result<(), GameError> {
-        let Some(clock) = &mut self.clock else {
-            return Ok(());
-        };
-        if let Some(alarm) = clock.alarm.take() {
-            alarms::cancel(alarm)?;
-        }
-        clock.moves += 1;
-        if matches!(self.game.phase, Phase::ChoosingTrump | Phase::Playing) {
-            let payload = json!({"move": clock.moves}).to_string();
-            clock.alarm = Some(alarms::set(clock.turn_ms, &payload)?);
-        }
-        Ok(())
-    }
-
-    /// `player`'s action, the clock rearmed, and the game's end recorded.
-    fn act(mut self, player: &str, action: &str) -> Result<Turn, GameError> {
-        self.game.act(player, action).map_err(refusal)?;
-        self.rearm()?;
         let outcome = self.game.outcome();
         if let Some(outcome) = &outcome {
-            cold::append_history("matches", &outcome.to_string())?;
+            MATCHES.append(outcome)?;
             for winner in outcome["winners"].as_array().into_iter().flatten() {
-                hot::leaderboard_incr("wins", winner.as_str().unwrap_or_default(), 1.0)?;
+                WINS.add(winner.as_str().unwrap_or_default(), 1.0)?;
             }
         }
-        Ok(Turn {
-            state: self.encode(),
-            outcome: outcome.map(|o| o.to_string()),
-        })
+        Ok(outcome)
     }
 }
 
-impl hoard_sdk::Game for Hokm {
+/// `leaderboard`'s input: how many rows (1 to 100).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Top {
+    #[serde(default = "Top::default_n")]
+    n: u64,
+}
+
+impl Top {
+    fn default_n() -> u64 {
+        10
+    }
+}
+
+/// `history`'s input: the matches after `after`, at most `limit` (1 to 100).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "Page::default_limit")]
+    limit: u64,
+}
+
+impl Page {
+    fn default_limit() -> u64 {
+        20
+    }
+}
+
+struct Hokm;
+
+impl Rules for Hokm {
+    type State = Table;
+    type Action<'a> = Action<'a>;
+
     fn describe() -> Info {
         Info {
             name: "hokm".into(),
@@ -116,129 +108,97 @@ impl hoard_sdk::Game for Hokm {
         }
     }
 
-    fn create(session: Session, config: String) -> Result<Vec<u8>, GameError> {
-        let mut rules: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&config)
-                .map_err(|e| GameError::malformed("bad_config", format!("bad config: {e}")))?;
-        let clock = match rules.remove("turn_ms") {
-            None => None,
-            Some(turn_ms) => {
-                let ClockConfig { turn_ms } = serde_json::from_value(json!({"turn_ms": turn_ms}))
-                    .ok()
-                    .filter(|c: &ClockConfig| (1_000..=86_400_000).contains(&c.turn_ms))
-                    .ok_or_else(|| {
-                        GameError::malformed("bad_config", "turn_ms must be 1000 to 86400000")
-                    })?;
-                Some(Clock {
-                    turn_ms,
-                    alarm: None,
-                    moves: 0,
-                })
-            }
+    fn create(session: &Session, config: Value) -> Result<Table, GameError> {
+        let bad = |message: &str| GameError::malformed("bad_config", message);
+        let Value::Object(mut rules) = config else {
+            return Err(bad("the config is a JSON object"));
         };
-        let rules = serde_json::Value::Object(rules).to_string();
-        let game = Game::new(session.seed, &rules).map_err(refusal)?;
-        Ok(Table { game, clock }.encode())
+        let clock = match rules.remove("turn_ms").map(|ms| ms.as_u64()) {
+            None => None,
+            Some(Some(ms @ 1_000..=86_400_000)) => Some(TurnClock::new(ms)),
+            Some(_) => return Err(bad("turn_ms must be 1000 to 86400000")),
+        };
+        let game = Game::new(session.seed, &Value::Object(rules).to_string())?;
+        Ok(Table { game, clock })
     }
 
-    fn join(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
-        let mut table = Table::decode(&state)?;
-        table.game.join(&player.name).map_err(refusal)?;
-        if table.game.phase != Phase::Waiting {
+    fn join(table: &mut Table, player: &Player) -> Result<(), GameError> {
+        table.game.join(&player.name)?;
+        if let (Some(clock), Phase::ChoosingTrump) = (&mut table.clock, table.game.phase) {
             // The fourth player: the Hakem's clock starts.
-            table.rearm()?;
+            clock.restart(true)?;
         }
-        Ok(table.encode())
+        Ok(())
     }
 
-    fn act(state: Vec<u8>, player: String, action: String) -> Result<Turn, GameError> {
-        Table::decode(&state)?.act(&player, &action)
+    fn act(table: &mut Table, player: &str, action: Action) -> Result<Option<Value>, GameError> {
+        table.game.apply(player, &action)?;
+        table.moved()
     }
 
-    /// The turn clock ran out: the move is made for the player.
-    fn on_alarm(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
-        let table = Table::decode(&state)?;
-        let due: Option<u64> = serde_json::from_str::<serde_json::Value>(&payload)
-            .ok()
-            .and_then(|p| p["move"].as_u64());
-        let current = table.clock.as_ref().map(|c| c.moves);
-        let timeout = table.game.timeout_move();
-        match (timeout, due == current) {
-            (Some((player, action)), true) => table.act(&player, &action),
-            // A late alarm, or nobody to move: nothing happens.
-            _ => Ok(Turn {
-                state,
-                outcome: None,
-            }),
+    /// The turn clock ran out: the move is made for the player. A late
+    /// alarm (the player moved in time) does nothing.
+    fn on_alarm(table: &mut Table, payload: Value) -> Result<Option<Value>, GameError> {
+        let due = table.clock.as_ref().is_some_and(|c| c.is_due(&payload));
+        match table.game.timeout_move() {
+            Some((player, action)) if due => {
+                table.game.act(&player, &action)?;
+                table.moved()
+            }
+            _ => Ok(None),
         }
     }
 
     /// `leaderboard` (`{"n": 1-100}`, default 10): the players with the
     /// most wins, best first. `history` (`{"after": seq, "limit": 1-100}`,
     /// defaults 0 and 20): finished matches' outcomes, oldest first.
-    fn rpc(name: String, _caller: Option<Player>, input: String) -> Result<String, GameError> {
-        let input: serde_json::Value = serde_json::from_str(&input)
-            .map_err(|e| GameError::malformed("bad_input", e.to_string()))?;
-        let number = |field: &str, default: u64, range: std::ops::RangeInclusive<u64>| match input
-            .get(field)
-        {
-            None => Ok(default),
-            Some(value) => value.as_u64().filter(|n| range.contains(n)).ok_or_else(|| {
-                GameError::malformed(
-                    "bad_input",
-                    format!(
-                        "`{field}` must be a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            }),
-        };
-        let answer = match name.as_str() {
-            "leaderboard" => {
-                let n = number("n", 10, 1..=100)?;
-                let top = hot::leaderboard_top("wins", n as u32)?;
-                let rows: Vec<_> = top
+    fn rpc(name: &str, caller: Option<&Player>, input: Value) -> Result<Value, GameError> {
+        Router::new(name, caller, input)
+            .on("leaderboard", |_, top: Top| {
+                let rows = WINS.top(within("n", top.n, 1..=100)? as u32)?;
+                let rows = rows
                     .into_iter()
-                    .map(|e| json!({"rank": e.rank, "player": e.member, "wins": e.score}))
-                    .collect();
-                json!({"wins": rows})
-            }
-            "history" => {
-                let after = number("after", 0, 0..=u64::MAX)?;
-                let limit = number("limit", 20, 1..=100)?;
-                let entries = match cold::read_history("matches", after, limit as u32) {
-                    Err(types::Error::NotFound) => Vec::new(),
-                    read => read?,
-                };
-                let matches: Vec<_> = entries
+                    .map(|e| json!({"rank": e.rank, "player": e.member, "wins": e.score}));
+                Ok(json!({"wins": rows.collect::<Vec<_>>()}))
+            })
+            .on("history", |_, page: Page| {
+                let limit = within("limit", page.limit, 1..=100)? as u32;
+                let matches = MATCHES.read(page.after, limit)?;
+                let matches = matches
                     .into_iter()
-                    .map(|e| {
-                        let outcome: serde_json::Value =
-                            serde_json::from_str(&e.body).unwrap_or(serde_json::Value::Null);
-                        json!({"seq": e.seq, "outcome": outcome})
-                    })
-                    .collect();
-                json!({"matches": matches})
-            }
-            other => {
-                return Err(GameError::malformed(
-                    "unknown_rpc",
-                    format!("hokm answers no call named {other:?}"),
-                ));
-            }
-        };
-        Ok(answer.to_string())
+                    .map(|e| json!({"seq": e.seq, "outcome": e.value}));
+                Ok(json!({"matches": matches.collect::<Vec<_>>()}))
+            })
+            .finish()
     }
 
-    fn view(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {
-        let table = Table::decode(&state)?;
-        let mut view = table.game.view(player.as_deref());
+    fn view(table: &Table, player: Option<&str>) -> Value {
+        let mut view = table.game.view(player);
         if let Some(clock) = &table.clock {
             view["turn_ms"] = json!(clock.turn_ms);
         }
-        Ok(view.to_string())
+        view
+    }
+
+    /// The game's postcard bytes, then the clock's if it has one: a state
+    /// without a clock is the game's bytes alone, as before clocks.
+    fn encode(table: &Table) -> Vec<u8> {
+        let mut state = table.game.encode();
+        if let Some(clock) = &table.clock {
+            state.extend(postcard::to_allocvec(clock).expect("a clock encodes"));
+        }
+        state
+    }
+
+    fn decode(state: &[u8]) -> Result<Table, GameError> {
+        let bad = || GameError::malformed("bad_state", "the session state is not a Hokm game");
+        let (game, rest) = postcard::take_from_bytes::<Game>(state).map_err(|_| bad())?;
+        let clock = match rest {
+            [] => None,
+            rest => Some(postcard::from_bytes(rest).map_err(|_| bad())?),
+        };
+        Ok(Table { game, clock })
     }
 }
 
-hoard_sdk::export!(Hokm);
+hoard_sdk::export_rules!(Hokm);

@@ -7,7 +7,8 @@
 //! pot is lost and the turn passes). The first to reach the target (50;
 //! `{"target": N}` in the config, 10 to 1000) wins.
 
-use hoard_sdk::{GameError, Info, Player, Records, Rng, Rules, Session, hot};
+use hoard_sdk::rpc::Empty;
+use hoard_sdk::{GameError, Info, Leaderboard, Player, Records, Rng, Router, Rules, Session};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -61,11 +62,16 @@ struct Stats {
     wins: u64,
 }
 
+/// Step 4: where the game keeps things beyond a session. Wins by name on
+/// a hot leaderboard; an account's stats in a cold collection.
+const WINS: Leaderboard = Leaderboard::new("wins");
+const STATS: Records<Stats> = Records::new("stats");
+
 // Step 2: the rules.
 
 impl Rules for Pig {
     type State = Pig;
-    type Action = Move;
+    type Action<'a> = Move;
 
     fn describe() -> Info {
         Info {
@@ -169,21 +175,17 @@ impl Rules for Pig {
     }
 
     // Step 5: a call outside any session, for a lobby's leaderboard.
-    fn rpc(name: &str, _caller: Option<&Player>, _input: Value) -> Result<Value, GameError> {
-        match name {
-            "wins" => {
-                let top = hot::leaderboard_top("wins", 10)?;
+    fn rpc(name: &str, caller: Option<&Player>, input: Value) -> Result<Value, GameError> {
+        Router::new(name, caller, input)
+            .on("wins", |_, _: Empty| {
+                let top = WINS.top(10)?;
                 Ok(json!(
                     top.iter()
                         .map(|e| json!({"player": e.member, "wins": e.score}))
                         .collect::<Vec<_>>()
                 ))
-            }
-            other => Err(GameError::malformed(
-                "unknown_rpc",
-                format!("no call {other:?}"),
-            )),
-        }
+            })
+            .finish()
     }
 }
 
@@ -198,10 +200,10 @@ impl Pig {
     /// session wrote it meanwhile.
     fn finish(&self) -> Result<Value, GameError> {
         let winner = &self.players[self.turn];
-        hot::leaderboard_incr("wins", &winner.name, 1.0)?;
+        WINS.add(&winner.name, 1.0)?;
         let mut wins = None;
         if let Some(account) = &winner.account {
-            let stats = Records::<Stats>::new("stats").update(account, |stats| Stats {
+            let stats = STATS.update(account, |stats| Stats {
                 wins: stats.map_or(0, |s| s.wins) + 1,
             })?;
             wins = Some(stats.value.wins);

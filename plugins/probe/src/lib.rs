@@ -5,7 +5,10 @@
 //! State: a JSON document `{"players": [{"name", "account"}, ...], "last":
 //! <result of the last action>}`; the view shows it whole.
 
-use hoard_sdk::{GameError, Info, Player, Records, Session, Turn, alarms, cold, hot, types};
+use hoard_sdk::{
+    Cache, GameError, Info, Player, Records, Session, Turn, WriteBehind, alarms, cold, hot, types,
+    write_behind,
+};
 use serde::Deserialize;
 use serde_json::{Number, Value, json};
 use std::borrow::Cow;
@@ -117,6 +120,15 @@ fn bump(key: &str) -> Result<i64, types::Error> {
     Ok(now + 1)
 }
 
+fn json_body(action: &Action) -> Result<Value, GameError> {
+    serde_json::from_str(&action.body).map_err(|e| GameError::malformed("bad_body", e.to_string()))
+}
+
+fn write_behind(action: &Action) -> WriteBehind<Value> {
+    let every_ms = action.ttl_ms.unwrap_or(1_000);
+    WriteBehind::new(&action.key, &action.collection, &action.member, every_ms)
+}
+
 fn timed<T>(call: impl FnOnce() -> T) -> T {
     let started = std::time::Instant::now();
     let result = call();
@@ -153,6 +165,7 @@ fn run(action: &Action) -> Result<Value, GameError> {
         "hot-set" => {
             timed(|| hot::set(key, action.value.as_bytes(), action.ttl_ms)).map(|()| json!("ok"))
         }
+        "hot-delete" => hot::delete(key).map(|existed| json!(existed)),
         "hot-get-forever" => loop {
             // Each read waits on storage; the host's wall-time limit ends it.
             std::hint::black_box(hot::get(key).ok());
@@ -216,6 +229,27 @@ fn run(action: &Action) -> Result<Value, GameError> {
             })?;
             Ok(json!({"n": updated.value.n, "version": updated.version}))
         }
+        // The SDK's cache-aside: record `key` of `collection` through hot,
+        // kept `ttl_ms`; with the cache's hit and miss counts.
+        "cache-get" => {
+            let cache = Cache::<Value>::new(&action.collection, action.ttl_ms.unwrap_or(60_000));
+            let value = cache.get(key)?;
+            let stats = cache.stats()?;
+            Ok(json!({"value": value, "hits": stats.hits, "misses": stats.misses}))
+        }
+        "cache-put" => {
+            let cache = Cache::<Value>::new(&action.collection, action.ttl_ms.unwrap_or(60_000));
+            Ok(json!(cache.put(key, &json_body(action)?)?))
+        }
+        // The SDK's write-behind: hot key `key` copied every `ttl_ms` to
+        // record `member` of `collection`.
+        "write-behind-start" => Ok(json!(write_behind(action).start()?)),
+        "write-behind-set" => {
+            write_behind(action).set(&json_body(action)?)?;
+            Ok(json!("ok"))
+        }
+        "write-behind-get" => Ok(json!(write_behind(action).get()?)),
+        "write-behind-flush" => Ok(json!(write_behind(action).flush()?)),
         "history" => cold::read_history(key, 0, 100)
             .map(|rows| json!(rows.iter().map(|e| e.body.clone()).collect::<Vec<_>>())),
         "hot-set-huge" => {
@@ -273,12 +307,20 @@ impl hoard_sdk::Game for Probe {
         })
     }
 
-    /// An alarm's payload is a JSON object: `"bump"` names a key to bump
-    /// (as the action does), `"then"` an alarm to set next (`{"ms",
-    /// "payload"}`), `"forever": true` the same alarm again, due at once;
-    /// the payload itself is appended to the history stream
+    /// A write-behind alarm (see the `write-behind-*` actions) copies its
+    /// value and sets the next. Any other alarm's payload is a JSON object:
+    /// `"bump"` names a key to bump (as the action does), `"then"` an alarm
+    /// to set next (`{"ms", "payload"}`), `"forever": true` the same alarm
+    /// again, due at once. Every payload is appended to the history stream
     /// `fired`, so tests see which alarms fired, in what order, how often.
     fn on_alarm(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
+        if write_behind::handle(&payload)? {
+            cold::append_history("fired", &payload)?;
+            return Ok(Turn {
+                state,
+                outcome: None,
+            });
+        }
         let alarm: Value = serde_json::from_str(&payload)
             .map_err(|e| GameError::malformed("bad_payload", e.to_string()))?;
         if let Some(key) = alarm["bump"].as_str() {

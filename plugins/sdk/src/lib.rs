@@ -8,13 +8,20 @@
 //! - [`Game`]: the trait a plugin implements; [`export!`] registers it.
 //! - [`GameError`] helpers: [`GameError::illegal`], [`GameError::malformed`],
 //!   and `?` on a storage call turns its error into [`GameError::Storage`].
-//! - [`Records`]: a cold collection of serde values, with
-//!   [`Records::update`], a read-modify-write that retries on `conflict`.
-//! - [`Rng`]: random numbers from the session's seed, so a session replays.
-//! - [`alarms`]: call me back on this session later (a turn clock).
 //! - [`Rules`] and [`export_rules!`]: a game on typed state and actions; the
 //!   SDK does the bytes, the JSON and the refusals. `plugins/sdk/README.md`
 //!   builds one step by step.
+//! - Typed storage, each naming its key once and doing the JSON:
+//!   [`Records`] (a cold collection, with [`Records::update`], a
+//!   read-modify-write that retries on `conflict`), [`Key`] (a hot value
+//!   with a TTL), [`Counter`], [`Leaderboard`], [`History`] (a stream).
+//! - [`Cache`]: cold records read through hot (cache-aside), hits and
+//!   misses counted.
+//! - [`WriteBehind`]: a hot value copied to cold by an alarm every few
+//!   seconds.
+//! - [`alarms`] and [`TurnClock`]: call me back on this session later.
+//! - [`Router`]: `rpc` calls dispatched by name to handlers on typed input.
+//! - [`Rng`]: random numbers from the session's seed, so a session replays.
 //!
 //! ```ignore
 //! struct MyGame;
@@ -34,17 +41,29 @@ wit_bindgen::generate!({
     default_bindings_module: "hoard_sdk",
 });
 
+pub use cache::{Cache, CacheStats};
+pub use clock::TurnClock;
 pub use exports::hoard::plugin::game::{
     GameError, Guest as Game, Info, Player, Problem, Session, Turn,
 };
+pub use history::{Entry, History};
 pub use hoard::plugin::{alarms, cold, hot, types};
+pub use keys::{Counter, Key, Leaderboard};
 pub use records::{Records, UPDATE_TRIES, Versioned};
 pub use rng::Rng;
+pub use rpc::Router;
 pub use rules::Rules;
+pub use write_behind::WriteBehind;
 
+mod cache;
+mod clock;
+mod history;
+mod keys;
 mod records;
 mod rng;
+pub mod rpc;
 pub mod rules;
+pub mod write_behind;
 
 impl GameError {
     /// The rules forbid this action now; `code` is a stable snake_case name.
@@ -68,4 +87,18 @@ impl From<types::Error> for GameError {
     fn from(error: types::Error) -> Self {
         GameError::Storage(error)
     }
+}
+
+/// A storage error naming an argument at fault.
+fn invalid(field: &str, reason: String) -> GameError {
+    GameError::Storage(types::Error::Invalid(types::Invalid {
+        field: field.to_owned(),
+        reason,
+    }))
+}
+
+/// A stored value (`what`) that does not fit the type it is read as, or a
+/// value that does not serialize.
+fn misfit(field: &str, what: &str, error: serde_json::Error) -> GameError {
+    invalid(field, format!("{what} does not fit its type: {error}"))
 }

@@ -1,9 +1,10 @@
 //! Typed records: a cold collection of serde values, versioned, with a
 //! read-modify-write that retries when another writer got there first.
 
-use crate::{GameError, cold, types};
+use crate::{GameError, cold, misfit, types};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 /// How often [`Records::update`] tries before it gives the conflict up.
@@ -18,21 +19,26 @@ pub struct Versioned<T> {
 
 /// The collection `collection` of JSON records of type `T`.
 pub struct Records<T> {
-    collection: String,
+    collection: Cow<'static, str>,
     _values: PhantomData<fn() -> T>,
 }
 
 fn bad_record(collection: &str, key: &str, error: serde_json::Error) -> GameError {
-    GameError::Storage(types::Error::Invalid(types::Invalid {
-        field: "body".into(),
-        reason: format!("record {collection}/{key} does not fit its type: {error}"),
-    }))
+    misfit("body", &format!("record {collection}/{key}"), error)
 }
 
 impl<T: Serialize + DeserializeOwned> Records<T> {
-    pub fn new(collection: &str) -> Self {
+    pub const fn new(collection: &'static str) -> Self {
         Records {
-            collection: collection.to_owned(),
+            collection: Cow::Borrowed(collection),
+            _values: PhantomData,
+        }
+    }
+
+    /// A collection whose name is made at run time.
+    pub fn named(collection: impl Into<String>) -> Self {
+        Records {
+            collection: Cow::Owned(collection.into()),
             _values: PhantomData,
         }
     }

@@ -2,14 +2,14 @@
 //! the SDK does the bytes, the JSON and the refusals. Implement [`Rules`]
 //! and export it with [`export_rules!`](crate::export_rules).
 //!
-//! The state is kept as JSON, so a session's state can be read (and
-//! upgraded) by anyone holding it; a game whose state must be small or
-//! fast can implement [`Game`](crate::Game) on bytes instead, as Hokm
-//! does.
+//! The state is kept as JSON by default, so a session's state can be read
+//! (and upgraded) by anyone holding it; a game whose state must be small
+//! or fast overrides [`Rules::encode`] and [`Rules::decode`] (Hokm keeps
+//! postcard).
 
 use crate::{GameError, Info, Player, Session, Turn};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The rules of a game, on typed state.
@@ -17,8 +17,10 @@ pub trait Rules {
     /// Everything a session of the game is, between calls.
     type State: Serialize + DeserializeOwned;
     /// One move, as a player sends it (a JSON object; a serde enum with
-    /// `#[serde(tag = "type")]` reads `{"type": "roll"}`).
-    type Action: DeserializeOwned;
+    /// `#[serde(tag = "type")]` reads `{"type": "roll"}`). The lifetime
+    /// lets an action borrow strings from the text it was read from; an
+    /// action that owns its data ignores it: `type Action<'a> = Move;`.
+    type Action<'a>: Deserialize<'a>;
 
     /// Describes the game for the lobby.
     fn describe() -> Info;
@@ -36,14 +38,16 @@ pub trait Rules {
     fn act(
         state: &mut Self::State,
         player: &str,
-        action: Self::Action,
+        action: Self::Action<'_>,
     ) -> Result<Option<Value>, GameError>;
 
     /// What `player` may see (`None`: a spectator).
     fn view(state: &Self::State, player: Option<&str>) -> Value;
 
     /// An alarm set with [`alarms::set`](crate::alarms::set) is due:
-    /// `payload` as JSON, or as a JSON string if it was not JSON.
+    /// `payload` as JSON, or as a JSON string if it was not JSON. (The
+    /// alarms of a [`WriteBehind`](crate::WriteBehind) are handled before
+    /// this is called, and never reach it.)
     fn on_alarm(state: &mut Self::State, payload: Value) -> Result<Option<Value>, GameError> {
         let _ = (state, payload);
         Ok(None)
@@ -57,23 +61,25 @@ pub trait Rules {
             format!("no call named {name:?}"),
         ))
     }
+
+    /// The state as the bytes the host keeps: JSON unless overridden.
+    fn encode(state: &Self::State) -> Vec<u8> {
+        serde_json::to_vec(state).expect("a game's state serializes")
+    }
+
+    /// The state from bytes [`Rules::encode`] made.
+    fn decode(state: &[u8]) -> Result<Self::State, GameError> {
+        serde_json::from_slice(state).map_err(|e| malformed("bad_state", e))
+    }
 }
 
 fn malformed(code: &str, error: serde_json::Error) -> GameError {
     GameError::malformed(code, error.to_string())
 }
 
-fn load<R: Rules>(state: &[u8]) -> Result<R::State, GameError> {
-    serde_json::from_slice(state).map_err(|e| malformed("bad_state", e))
-}
-
-fn save<R: Rules>(state: &R::State) -> Vec<u8> {
-    serde_json::to_vec(state).expect("a game's state serializes")
-}
-
 fn turn<R: Rules>(state: &R::State, outcome: Option<Value>) -> Turn {
     Turn {
-        state: save::<R>(state),
+        state: R::encode(state),
         outcome: outcome.map(|o| o.to_string()),
     }
 }
@@ -86,13 +92,13 @@ pub mod glue {
 
     pub fn create<R: Rules>(session: Session, config: String) -> Result<Vec<u8>, GameError> {
         let config = serde_json::from_str(&config).map_err(|e| malformed("bad_config", e))?;
-        Ok(save::<R>(&R::create(&session, config)?))
+        Ok(R::encode(&R::create(&session, config)?))
     }
 
     pub fn join<R: Rules>(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
-        let mut state = load::<R>(&state)?;
+        let mut state = R::decode(&state)?;
         R::join(&mut state, &player)?;
-        Ok(save::<R>(&state))
+        Ok(R::encode(&state))
     }
 
     pub fn act<R: Rules>(
@@ -100,14 +106,20 @@ pub mod glue {
         player: String,
         action: String,
     ) -> Result<Turn, GameError> {
-        let mut state = load::<R>(&state)?;
+        let mut state = R::decode(&state)?;
         let action = serde_json::from_str(&action).map_err(|e| malformed("bad_action", e))?;
         let outcome = R::act(&mut state, &player, action)?;
         Ok(turn::<R>(&state, outcome))
     }
 
     pub fn on_alarm<R: Rules>(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
-        let mut state = load::<R>(&state)?;
+        if crate::write_behind::handle(&payload)? {
+            return Ok(Turn {
+                state,
+                outcome: None,
+            });
+        }
+        let mut state = R::decode(&state)?;
         // A payload set as plain text arrives as a JSON string.
         let payload = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
         let outcome = R::on_alarm(&mut state, payload)?;
@@ -124,7 +136,7 @@ pub mod glue {
     }
 
     pub fn view<R: Rules>(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {
-        let state = load::<R>(&state)?;
+        let state = R::decode(&state)?;
         Ok(R::view(&state, player.as_deref()).to_string())
     }
 }
