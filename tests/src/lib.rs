@@ -202,6 +202,33 @@ impl Api {
             .to_owned()
     }
 
+    /// Registers account `name` and logs in: the account's token.
+    pub async fn account(&self, name: &str) -> String {
+        let credentials =
+            serde_json::json!({"name": name, "secret": format!("{name}'s long secret")});
+        let registered = self.post("/v1/accounts", &credentials).await;
+        assert_eq!(registered.status, 201, "register: {:?}", registered.body);
+        let login = self.post("/v1/login", &credentials).await;
+        assert_eq!(login.status, 200, "login: {:?}", login.body);
+        login.body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Joins `session` as the account whose token is `account_token`
+    /// (named `name`).
+    pub async fn join_account(&self, session: &str, account_token: &str, name: &str) -> Player {
+        let path = format!("/v1/sessions/{session}/join");
+        let reply = self
+            .send("POST", &path, Some("{}"), Some(account_token))
+            .await;
+        assert_eq!(reply.status, 201, "join: {:?}", reply.body);
+        Player {
+            api: self.clone(),
+            session: session.to_owned(),
+            name: name.to_owned(),
+            token: reply.body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
     /// Joins `session` as `name`.
     pub async fn join(&self, session: &str, name: &str) -> Player {
         let reply = self
