@@ -12,6 +12,7 @@
 pub mod conformance;
 pub mod hokm;
 pub mod outage;
+pub mod seeded;
 pub mod services;
 
 use hoard::config::{Config, PluginConfig};

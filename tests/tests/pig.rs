@@ -3,31 +3,15 @@
 //! the rules, every die checked against the seed revealed at the end, the
 //! winner on the leaderboard through RPC. Offline and in service mode.
 
+use hoard_tests::seeded::Stream;
 use hoard_tests::services::service_host;
 use hoard_tests::{Api, TestHost};
 use serde_json::{Value, json};
 
-/// The die a roll shows, from the rules as `plugins/sdk/README.md` states
-/// them: roll `n` of a session draws from SplitMix64 seeded with
-/// `seed ^ n * 0xD1B54A32D192ED03`, skips one number, then takes the first
-/// below the largest multiple of 6, modulo 6, plus 1.
+/// The die roll `n` of a session shows: stream `n` of its seed, as
+/// `plugins/sdk/README.md` states it.
 fn die(seed: u64, n: u64) -> u64 {
-    let mut state = seed ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    next();
-    let zone = u64::MAX - u64::MAX % 6;
-    loop {
-        let x = next();
-        if x < zone {
-            return x % 6 + 1;
-        }
-    }
+    Stream::new(seed, n).die(6)
 }
 
 fn score(view: &Value, name: &str) -> u64 {

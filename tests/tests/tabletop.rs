@@ -5,39 +5,10 @@
 //! with nothing changed, and at the end every logged roll replayed from
 //! the seed the host reveals, die by die, by a model written here.
 
+use hoard_tests::seeded::Stream;
 use hoard_tests::services::service_host;
 use hoard_tests::{Api, Player, TestHost};
 use serde_json::{Value, json};
-
-/// Stream `n` of `seed` as the SDK's README states SplitMix64; a die of
-/// `faces` faces.
-struct Stream(u64);
-
-impl Stream {
-    fn new(seed: u64, n: u64) -> Stream {
-        let mut stream = Stream(seed ^ n.wrapping_mul(0xD1B5_4A32_D192_ED03));
-        stream.next();
-        stream
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn die(&mut self, faces: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % faces;
-        loop {
-            let x = self.next();
-            if x < zone {
-                return x % faces + 1;
-            }
-        }
-    }
-}
 
 /// Replays a logged roll: each term (`+3d6`, `-1d4`, `+2d20kh1`, `+2`) drawn
 /// again from stream `n` of `seed`, its value and the total recomputed.
