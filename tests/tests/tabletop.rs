@@ -97,6 +97,23 @@ async fn rpc(api: &Api, name: &str, input: Value) -> Value {
 }
 
 async fn play_room(api: &Api) {
+    for config in [
+        json!({"width": 0}),
+        json!({"height": 101}),
+        json!({"system": "no-such-system"}),
+        json!({"system": "Basic!"}),
+        json!({"colour": "red"}),
+    ] {
+        let reply = api
+            .post("/v1/games/tabletop/sessions", &json!({"config": config}))
+            .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (400, "bad_config"),
+            "{config}: {:?}",
+            reply.body
+        );
+    }
     let (gina, ann) = (api.account("gina").await, api.account("ann").await);
     let session = api
         .create("tabletop", json!({"config": {"width": 10, "height": 8}}))
