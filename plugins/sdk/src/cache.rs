@@ -17,7 +17,6 @@ const PREFIX: &str = "hoard-sdk:cache:";
 /// The records of one cold collection, cached in hot for `ttl_ms`.
 pub struct Cache<T> {
     records: Records<T>,
-    collection: String,
     ttl_ms: u64,
 }
 
@@ -44,17 +43,16 @@ impl<T: Serialize + DeserializeOwned> Cache<T> {
     pub fn new(collection: &str, ttl_ms: u64) -> Self {
         Cache {
             records: Records::named(collection),
-            collection: collection.to_owned(),
             ttl_ms,
         }
     }
 
     fn copy(&self, key: &str) -> Key<T> {
-        Key::named(format!("{PREFIX}{}:{key}", self.collection)).ttl(self.ttl_ms)
+        Key::named(format!("{PREFIX}{}:{key}", self.records.collection())).ttl(self.ttl_ms)
     }
 
     fn counter(&self, what: &str) -> Counter {
-        Counter::named(format!("{PREFIX}{}:{what}", self.collection))
+        Counter::named(format!("{PREFIX}{}:{what}", self.records.collection()))
     }
 
     /// Record `key`: from hot if a copy is there, else from cold (and then

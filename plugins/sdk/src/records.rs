@@ -43,6 +43,11 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
         }
     }
 
+    /// The collection's name.
+    pub fn collection(&self) -> &str {
+        &self.collection
+    }
+
     /// Record `key`, or `None`.
     pub fn get(&self, key: &str) -> Result<Option<Versioned<T>>, GameError> {
         let Some(record) = cold::get(&self.collection, key)? else {

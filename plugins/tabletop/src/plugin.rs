@@ -111,7 +111,7 @@ fn install(system: &str) -> Result<(), GameError> {
         .collect();
     let names: Vec<&str> = blocks.iter().map(|(id, _)| *id).collect();
     writes.push(put(
-        "systems",
+        SYSTEMS.collection(),
         system.into(),
         json!({"templates": names}).to_string(),
     ));
