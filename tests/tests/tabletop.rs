@@ -103,6 +103,7 @@ async fn play_room(api: &Api) {
         json!({"system": "no-such-system"}),
         json!({"system": "Basic!"}),
         json!({"colour": "red"}),
+        json!([10, 8]),
     ] {
         let reply = api
             .post("/v1/games/tabletop/sessions", &json!({"config": config}))

@@ -15,11 +15,15 @@
 //! (e) the outage layer: writes acknowledged from the sled outbox while
 //!     Redis and PostgreSQL are down (64 writers, beside sled's unflushed
 //!     insert rate), then the queued ops drained into each once it is
-//!     back, beside `redis-benchmark` SET on the same server.
+//!     back, beside `redis-benchmark` SET on the same server;
+//! (f) the games (Hokm, the tabletop room, the roguelike): each plugin's
+//!     size, an action through it against the same rules natively, the
+//!     session state's size, the tabletop template cache's hit rate.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run).
 
+mod games;
 mod outage;
 
 use hoard::storage::sled::{SledConfig, SledStore};
@@ -850,7 +854,7 @@ async fn main() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    // `--only a` (or b, c, d, e) runs one part (for profiling).
+    // `--only a` (or b, c, d, e, f) runs one part (for profiling).
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -878,6 +882,10 @@ async fn main() {
         tokio::spawn(service_overhead(iterations))
             .await
             .expect("service benchmark");
+    }
+    if runs("f") {
+        let (rounds, steps) = if quick { (3, 300) } else { (20, 1000) };
+        games::games(rounds, steps).await;
     }
     if runs("e") {
         let (duration, queued) = if quick {

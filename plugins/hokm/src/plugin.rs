@@ -11,7 +11,7 @@
 //! lowest legal card).
 
 use crate::game::{Action, Game, Phase, Refusal};
-use hoard_sdk::rpc::within;
+use hoard_sdk::rpc::{Page, within};
 use hoard_sdk::{GameError, History, Info, Leaderboard, Player, Router, Rules, Session, TurnClock};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -72,22 +72,6 @@ struct Top {
 impl Top {
     fn default_n() -> u64 {
         10
-    }
-}
-
-/// `history`'s input: the matches after `after`, at most `limit` (1 to 100).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    #[serde(default)]
-    after: u64,
-    #[serde(default = "Page::default_limit")]
-    limit: u64,
-}
-
-impl Page {
-    fn default_limit() -> u64 {
-        20
     }
 }
 
@@ -162,7 +146,7 @@ impl Rules for Hokm {
                 Ok(json!({"wins": rows.collect::<Vec<_>>()}))
             })
             .on("history", |_, page: Page| {
-                let limit = within("limit", page.limit, 1..=100)? as u32;
+                let limit = page.limit()?;
                 let matches = MATCHES.read(page.after, limit)?;
                 let matches = matches
                     .into_iter()

@@ -47,6 +47,11 @@ impl<T: Serialize + DeserializeOwned> Cache<T> {
         }
     }
 
+    /// The cold collection behind the cache.
+    pub fn records(&self) -> &Records<T> {
+        &self.records
+    }
+
     fn copy(&self, key: &str) -> Key<T> {
         Key::named(format!("{PREFIX}{}:{key}", self.records.collection())).ttl(self.ttl_ms)
     }

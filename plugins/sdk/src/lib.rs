@@ -16,7 +16,8 @@
 //!   read-modify-write that retries on `conflict`), [`Key`] (a hot value
 //!   with a TTL), [`Counter`], [`Leaderboard`], [`History`] (a stream).
 //! - [`Cache`]: cold records read through hot (cache-aside), hits and
-//!   misses counted.
+//!   misses counted. [`Install`]: reference data a plugin ships, written
+//!   to cold once.
 //! - [`WriteBehind`]: a hot value copied to cold by an alarm every few
 //!   seconds.
 //! - [`alarms`] and [`TurnClock`]: call me back on this session later.
@@ -48,6 +49,7 @@ pub use exports::hoard::plugin::game::{
 };
 pub use history::{Entry, History};
 pub use hoard::plugin::{alarms, cold, hot, types};
+pub use install::Install;
 pub use keys::{Counter, Key, Leaderboard};
 pub use records::{Records, UPDATE_TRIES, Versioned};
 pub use rng::Rng;
@@ -58,6 +60,7 @@ pub use write_behind::WriteBehind;
 mod cache;
 mod clock;
 mod history;
+mod install;
 mod keys;
 mod records;
 mod rng;

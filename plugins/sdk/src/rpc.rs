@@ -55,20 +55,8 @@ impl<'a> Router<'a> {
             return self;
         }
         let input = std::mem::take(&mut self.input);
-        // Serde would also read a struct from an array of its fields.
-        let object = match input {
-            Value::Object(_) => Ok(input),
-            _ => Err(GameError::malformed(
-                "bad_input",
-                "the input is a JSON object",
-            )),
-        };
         self.answer = Some(
-            object
-                .and_then(|input| {
-                    serde_json::from_value(input)
-                        .map_err(|e| GameError::malformed("bad_input", e.to_string()))
-                })
+            object(input, "bad_input")
                 .and_then(|input| handler(self.caller, input))
                 .and_then(|output| {
                     serde_json::to_value(output)
@@ -87,6 +75,37 @@ impl<'a> Router<'a> {
             ))
         })
     }
+}
+
+/// A page of a stream, as history-like calls take it: the entries after
+/// `after` (default 0: from the start), at most `limit` (default 20).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    #[serde(default)]
+    pub after: u64,
+    #[serde(default = "Page::default_limit")]
+    pub limit: u64,
+}
+
+impl Page {
+    fn default_limit() -> u64 {
+        20
+    }
+
+    /// `limit`, if it is 1 to 100.
+    pub fn limit(&self) -> Result<u32, GameError> {
+        within("limit", self.limit, 1..=100).map(|limit| limit as u32)
+    }
+}
+
+/// A JSON object read as `T`; anything else (serde would also read a
+/// struct from an array of its fields) is refused as malformed with `code`.
+pub fn object<T: DeserializeOwned>(value: Value, code: &str) -> Result<T, GameError> {
+    if !value.is_object() {
+        return Err(GameError::malformed(code, "expected a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| GameError::malformed(code, e.to_string()))
 }
 
 /// `value` if it is in `range`, else `bad_input` naming `field`: for the

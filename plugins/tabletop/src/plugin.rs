@@ -3,9 +3,9 @@
 //! the audit log of every roll (a cold history stream per room).
 
 use crate::room::{Action, Attack, Config, Refusal, Roll, Room, StatBlock};
-use hoard_sdk::rpc::{Empty, within};
+use hoard_sdk::rpc::{Empty, object, within};
 use hoard_sdk::{
-    Cache, GameError, History, Info, Player, Records, Router, Rules, Session, cold, types,
+    Cache, GameError, History, Info, Install, Player, Records, Router, Rules, Session, cold,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -82,8 +82,7 @@ fn built_in(system: &str) -> Option<Vec<(&'static str, StatBlock)>> {
 }
 
 /// Makes sure `system`'s templates are in cold: a built-in system is
-/// written once, in one transaction (a room created at the same time may
-/// win the race: its conflict means the templates are there).
+/// written once, in one transaction.
 fn install(system: &str) -> Result<(), GameError> {
     if SYSTEMS.get(system)?.is_some() {
         return Ok(());
@@ -94,31 +93,14 @@ fn install(system: &str) -> Result<(), GameError> {
             format!("no game system {system:?}: try \"basic\""),
         ));
     };
-    let put = |collection: &str, key: String, body: String| {
-        cold::Write::Put(cold::PutWrite {
-            collection: collection.into(),
-            key,
-            body,
-            expected_version: Some(0),
-        })
-    };
-    let mut writes: Vec<cold::Write> = blocks
-        .iter()
-        .map(|(id, block)| {
-            let body = serde_json::to_string(block).expect("a stat block serializes");
-            put(TEMPLATES, format!("{system}:{id}"), body)
-        })
-        .collect();
-    let names: Vec<&str> = blocks.iter().map(|(id, _)| *id).collect();
-    writes.push(put(
-        SYSTEMS.collection(),
-        system.into(),
-        json!({"templates": names}).to_string(),
-    ));
-    match cold::transact(&writes) {
-        Ok(_) | Err(types::Error::Conflict(_)) => Ok(()),
-        Err(error) => Err(error.into()),
+    let mut data = Install::new();
+    for (id, block) in &blocks {
+        data.put(templates().records(), &format!("{system}:{id}"), block)?;
     }
+    let names: Vec<&str> = blocks.iter().map(|(id, _)| *id).collect();
+    data.put(&SYSTEMS, system, &json!({"templates": names}))?;
+    data.once(&SYSTEMS, system)?;
+    Ok(())
 }
 
 /// `templates`' input: the system (default `basic`).
@@ -170,8 +152,7 @@ impl Rules for Tabletop {
     }
 
     fn create(session: &Session, config: Value) -> Result<Room, GameError> {
-        let config: Config = serde_json::from_value(config)
-            .map_err(|e| GameError::malformed("bad_config", e.to_string()))?;
+        let config: Config = object(config, "bad_config")?;
         let room = Room::new(&session.id, session.seed, config)?;
         install(&room.system)?;
         Ok(room)
