@@ -228,7 +228,12 @@ pub async fn service_host(
 ) -> (crate::TestHost, (RedisKeys, TestDatabase)) {
     let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
     let host = crate::TestHost::start_with(plugins, |config| {
-        use_service_backends(config, &keys, &database)
+        use_service_backends(config, &keys, &database);
+        // These tests are about games, not slow servers (the outage tests
+        // have their own): on a loaded two-core machine a read can take
+        // longer than the default 500 ms, and a read that times out is
+        // answered `unavailable` (CI saw one 503 so).
+        config.storage.resilience.call_timeout_ms = 5_000;
     })
     .await;
     (host, (keys, database))

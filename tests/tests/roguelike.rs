@@ -268,49 +268,108 @@ async fn progress_survives(api: &Api, fog: &mut Fog) {
     );
 }
 
-/// Vex goes into two runs at once. The second ends first and writes Vex
-/// back; when the first ends, its write-back of Vex and Ulla together
-/// fails on Vex's record, so Vex stays as the second run left them (its
-/// starting kit, not the potion dropped in the first run), and Ulla is
-/// saved on her own.
+/// The direction from `from` one step towards `to`.
+fn towards(from: (i64, i64), to: (i64, i64)) -> &'static str {
+    match ((to.0 - from.0).signum(), (to.1 - from.1).signum()) {
+        (0, -1) => "n",
+        (1, -1) => "ne",
+        (1, 0) => "e",
+        (1, 1) => "se",
+        (0, 1) => "s",
+        (-1, 1) => "sw",
+        (-1, 0) => "w",
+        _ => "nw",
+    }
+}
+
+/// Vex keeps a potion from an earlier run, then goes into two runs at
+/// once. The second ends first and writes Vex back. In the first, Vex
+/// drops the potion and Ulla picks it up; when that run ends, its
+/// write-back of Vex and Ulla together fails on Vex's record, so Vex stays
+/// exactly as the second run left them, and Ulla is saved on her own,
+/// without the potion: it is Vex's, already written by the other run, and
+/// writing it to Ulla too would duplicate it.
 async fn a_failed_write_back_changes_nothing(api: &Api) {
     let (vex, ulla) = (api.account("vex").await, api.account("ulla").await);
+    let earlier = create(api, json!({}), 20).await;
+    let vex_earlier = api.join_account(&earlier, &vex, "vex").await;
+    assert_eq!(vex_earlier.act(&json!({"type": "leave"})).await.status, 200);
+    let kept = rpc(api, "character", json!({}), Some(&vex)).await;
+    let potion = kept["inventory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["template"] == "potion")
+        .expect("a potion kept")["id"]
+        .clone();
+
     let first = create(api, json!({"party": 2}), 21).await;
     let vex_first = api.join_account(&first, &vex, "vex").await;
     let ulla_first = api.join_account(&first, &ulla, "ulla").await;
     let second = create(api, json!({}), 22).await;
     let vex_second = api.join_account(&second, &vex, "vex").await;
-    let kit = vex_second.view().await["you"]["inventory"].clone();
     assert_eq!(vex_second.act(&json!({"type": "leave"})).await.status, 200);
     let after_second = rpc(api, "character", json!({}), Some(&vex)).await;
-    assert_eq!(ids(&after_second["inventory"]), ids(&kit));
+    assert_eq!(after_second["character"]["runs"], 2);
+    assert_eq!(ids(&after_second["inventory"]), ids(&kept["inventory"]));
 
-    let mut dropped = false;
-    for _ in 0..10 {
+    // Vex drops the potion and steps off it; Ulla walks over, picks it up;
+    // both leave.
+    let (mut dropped_at, mut picked) = (None, false);
+    for _ in 0..200 {
         let state = spectate(api, &first).await;
         if state["finished"] == true {
             break;
         }
-        let player = match state["view"]["turn"].as_str().unwrap() {
-            "vex" => &vex_first,
-            _ => &ulla_first,
-        };
-        let action = if player.name == "vex" && !dropped {
-            dropped = true;
-            let potion = player.view().await["you"]["inventory"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["template"] == "potion")
-                .unwrap()["id"]
-                .clone();
-            json!({"type": "drop", "item": potion})
-        } else {
-            json!({"type": "leave"})
+        let vex_turn = state["view"]["turn"] == "vex";
+        let player = if vex_turn { &vex_first } else { &ulla_first };
+        let view = player.view().await;
+        let here = at(&view["you"]);
+        let action = match (vex_turn, dropped_at) {
+            (true, None) => {
+                dropped_at = Some(here);
+                json!({"type": "drop", "item": potion})
+            }
+            (true, Some(cell)) if cell == here => {
+                let rows = view["map"]["rows"].as_array().unwrap();
+                let free = ["e", "w", "s", "n", "se", "sw", "ne", "nw"]
+                    .into_iter()
+                    .find(|d| {
+                        let (dx, dy) = match *d {
+                            "e" => (1, 0),
+                            "w" => (-1, 0),
+                            "s" => (0, 1),
+                            "n" => (0, -1),
+                            "se" => (1, 1),
+                            "sw" => (-1, 1),
+                            "ne" => (1, -1),
+                            _ => (-1, -1),
+                        };
+                        let (x, y) = (here.0 + dx, here.1 + dy);
+                        let floor =
+                            rows[y as usize].as_str().unwrap().as_bytes()[x as usize] == b'.';
+                        let taken = view["heroes"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|h| at(h) == (x, y));
+                        floor && !taken
+                    });
+                json!({"type": "move", "dir": free.expect("room to step aside")})
+            }
+            (true, _) if picked => json!({"type": "leave"}),
+            (false, Some(cell)) if !picked && cell == here => {
+                picked = true;
+                json!({"type": "pickup"})
+            }
+            (false, Some(cell)) if !picked => json!({"type": "move", "dir": towards(here, cell)}),
+            (false, _) if picked => json!({"type": "leave"}),
+            _ => json!({"type": "end"}),
         };
         let reply = player.act(&action).await;
         assert_eq!(reply.status, 200, "{action}: {:?}", reply.body);
     }
+    assert!(picked, "ulla picked the potion up");
     let state = spectate(api, &first).await;
     assert_eq!(state["finished"], true);
     assert_eq!(
@@ -324,6 +383,10 @@ async fn a_failed_write_back_changes_nothing(api: &Api) {
     let ulla_now = rpc(api, "character", json!({}), Some(&ulla)).await;
     assert_eq!(ulla_now["character"]["runs"], 1);
     let ulla_items = ids(&ulla_now["inventory"]);
+    assert!(
+        !ulla_items.contains(&potion.as_str().unwrap().to_owned()),
+        "the potion is vex's alone"
+    );
     assert_eq!(ulla_items.len(), 2, "ulla's kit: {ulla_items:?}");
     assert!(ulla_items.iter().all(|id| id.starts_with(&first)));
 }

@@ -220,8 +220,9 @@ impl Level {
     }
 
     /// The cells strictly between `from` and `to` on a straight line
-    /// (Bresenham's).
+    /// (Bresenham's): none when they are the same cell or neighbours.
     pub fn between(from: Pos, to: Pos) -> impl Iterator<Item = Pos> {
+        let steps = usize::from(from.distance(to)).saturating_sub(1);
         let (x1, y1) = (i32::from(to.x), i32::from(to.y));
         let (dx, dy) = (
             (x1 - i32::from(from.x)).abs(),
@@ -244,6 +245,7 @@ impl Level {
             }
             (x != x1 || y != y1).then(|| Pos::new(x as u16, y as u16))
         })
+        .take(steps)
     }
 
     /// Whether nothing but floor lies between the two cells.
@@ -251,16 +253,20 @@ impl Level {
         from == to || Level::between(from, to).all(|cell| self.passable(cell))
     }
 
-    /// The cells seen from `from`: those in sight with a clear line to them
-    /// (walls are seen, not seen through).
+    /// The cells seen from `from`: those in sight with a clear line to
+    /// them, and the cells along that line (walls are seen, not seen
+    /// through). So whatever stands between a hero and a cell they see is
+    /// seen too.
     pub fn sight(&self, from: Pos) -> Cells {
         let mut seen = Cells::default();
+        seen.add(from);
         let r = SIGHT;
         for y in from.y.saturating_sub(r)..(from.y + r + 1).min(HEIGHT) {
             for x in from.x.saturating_sub(r)..(from.x + r + 1).min(WIDTH) {
                 let cell = Pos::new(x, y);
                 if from.in_sight(cell) && self.clear_line(from, cell) {
                     seen.add(cell);
+                    Level::between(from, cell).for_each(|c| seen.add(c));
                 }
             }
         }
@@ -332,6 +338,17 @@ mod tests {
     }
 
     #[test]
+    fn a_line_from_a_cell_to_itself_or_a_neighbour_is_empty() {
+        let at = Pos::new(5, 5);
+        assert_eq!(Level::between(at, at).count(), 0);
+        for dir in Dir::ALL {
+            assert_eq!(Level::between(at, at.step(dir).unwrap()).count(), 0);
+        }
+        assert_eq!(Level::between(at, Pos::new(5, 0)).count(), 4);
+        assert_eq!(Level::between(Pos::new(0, 0), Pos::new(6, 5)).count(), 5);
+    }
+
+    #[test]
     fn sight_stops_at_walls() {
         let level = Level::generate(7, 1);
         let room = level.rooms[0];
@@ -346,7 +363,10 @@ mod tests {
                 let cell = Pos::new(x, y);
                 if seen.has(cell) {
                     assert!(room.center().in_sight(cell));
-                    assert!(level.clear_line(room.center(), cell));
+                }
+                if seen.has(cell) && level.clear_line(room.center(), cell) {
+                    let mut between = Level::between(room.center(), cell);
+                    assert!(between.all(|c| seen.has(c)), "what stands between is seen");
                 }
             }
         }

@@ -6,7 +6,8 @@
 //!   one transaction for the whole party, each expecting the version the
 //!   run read. A character some other run wrote meanwhile is not
 //!   overwritten: its progress from this run is dropped (the outcome says
-//!   `"saved": false`) and the others are written in a second transaction.
+//!   `"saved": false`; the items it brought leave the others' inventories)
+//!   and the others are written in a second transaction.
 //! - `monsters/{id}`, `items/{id}` and the index `catalogs/basic`: the
 //!   templates, installed once and read through hot caches (two hours).
 //! - Hot leaderboards `depth` (deepest depth reached) and `kills`, for
@@ -14,7 +15,7 @@
 
 use crate::catalog::{Catalog, Index, ItemTemplate, MonsterTemplate};
 use crate::character::{Character, Inventory};
-use crate::run::{Action, Config, Phase, Progress, Refusal, Run, Saved};
+use crate::run::{Action, Config, Phase, Refusal, Run, Saved};
 use hoard_sdk::rpc::{Empty, Page, object, within};
 use hoard_sdk::{
     Cache, CacheStats, GameError, History, Info, Install, Leaderboard, Player, Records, Router,
@@ -22,6 +23,7 @@ use hoard_sdk::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 
 const CHARACTERS: Records<Character> = Records::new("characters");
 const INVENTORIES: Records<Inventory> = Records::new("inventory");
@@ -110,9 +112,13 @@ impl Game {
         let Some(mut outcome) = self.run.outcome() else {
             return Ok(None);
         };
-        outcome["saved"] = write_back(&self.run.progress())?;
-        for hero in self.run.heroes.iter().filter(|h| h.account.is_some()) {
-            let depth = f64::from(self.run.depth);
+        let saved = write_back(&self.run)?;
+        // The boards rank what was saved.
+        for hero in &self.run.heroes {
+            if saved.get(&hero.name) != Some(&Value::Bool(true)) {
+                continue;
+            }
+            let depth = f64::from(hero.deepest);
             if DEPTH
                 .rank(&hero.name)?
                 .is_none_or(|best| best.score < depth)
@@ -121,6 +127,7 @@ impl Game {
             }
             KILLS.add(&hero.name, f64::from(hero.kills))?;
         }
+        outcome["saved"] = Value::Object(saved);
         RUNS.append(&outcome)?;
         Ok(Some(outcome))
     }
@@ -145,20 +152,24 @@ fn version<T: Serialize + serde::de::DeserializeOwned>(
 
 /// Writes each account's character and inventory back in one transaction.
 /// If another run wrote one of them since this run read it, that
-/// character's progress is dropped and the rest go in another transaction.
-/// Returns, by name, whether each account's progress was saved.
-fn write_back(party: &[Progress]) -> Result<Value, GameError> {
-    let mut saved = Map::new();
-    let mut pending: Vec<&Progress> = party.iter().collect();
-    while !pending.is_empty() {
-        let writes: Vec<cold::Write> = pending
+/// character's progress is dropped (its items go back to their owners:
+/// [`Run::progress`]) and the rest go in another transaction. Returns, by
+/// name, whether each account's progress was saved.
+fn write_back(run: &Run) -> Result<Map<String, Value>, GameError> {
+    let mut stale: BTreeSet<&str> = BTreeSet::new();
+    loop {
+        let party = run.progress(&stale);
+        if party.is_empty() {
+            break;
+        }
+        let writes: Vec<cold::Write> = party
             .iter()
             .flat_map(|p| {
                 [
                     put(
                         CHARACTERS.collection(),
                         p.account,
-                        p.character,
+                        &p.character,
                         p.stored.character,
                     ),
                     put(
@@ -171,33 +182,33 @@ fn write_back(party: &[Progress]) -> Result<Value, GameError> {
             })
             .collect();
         let conflict = match cold::transact(&writes) {
-            Ok(_) => {
-                saved.extend(pending.iter().map(|p| (p.name.to_owned(), json!(true))));
-                break;
-            }
+            Ok(_) => break,
             Err(conflict @ types::Error::Conflict(_)) => conflict,
             Err(error) => return Err(error.into()),
         };
-        let before = pending.len();
-        let mut fresh = Vec::new();
-        for p in pending {
+        let known = stale.len();
+        for p in &party {
             let current = (
                 version(&CHARACTERS, p.account)?,
                 version(&INVENTORIES, p.account)?,
             );
-            if current == (p.stored.character, p.stored.inventory) {
-                fresh.push(p);
-            } else {
-                saved.insert(p.name.to_owned(), json!(false));
+            if current != (p.stored.character, p.stored.inventory) {
+                stale.insert(p.account);
             }
         }
-        if fresh.len() == before {
+        if stale.len() == known {
             // Nobody's records moved, yet the transaction conflicted.
             return Err(conflict.into());
         }
-        pending = fresh;
     }
-    Ok(Value::Object(saved))
+    Ok(run
+        .heroes
+        .iter()
+        .filter_map(|h| {
+            let account = h.account.as_deref()?;
+            Some((h.name.clone(), json!(!stale.contains(account))))
+        })
+        .collect())
 }
 
 /// `leaderboard`'s input: which board (`depth` or `kills`) and how many

@@ -26,7 +26,7 @@ use crate::dungeon::{Cells, Dir, HEIGHT, Level, Pos, STAIRS, WIDTH};
 use hoard_sdk::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 pub const PARTY_MAX: u8 = 4;
 pub const DEPTHS_MAX: u8 = 10;
@@ -176,6 +176,10 @@ pub struct Hero {
     pub kills: u32,
     /// Experience gained this run.
     pub gained: u64,
+    /// The deepest depth this hero reached in this run.
+    pub deepest: u8,
+    /// The ids of the items the hero brought from storage.
+    pub brought: Vec<String>,
     /// Cells seen on this depth.
     pub seen: Cells,
     pub log: VecDeque<String>,
@@ -276,7 +280,7 @@ pub struct Progress<'a> {
     pub name: &'a str,
     pub account: &'a str,
     pub stored: Stored,
-    pub character: &'a Character,
+    pub character: Character,
     pub inventory: Inventory,
 }
 
@@ -382,6 +386,7 @@ impl Run {
         let new = character_version == 0;
         let (inventory_version, inventory) = saved.inventory.unwrap_or_default();
         let mut items = inventory.items;
+        let brought = items.iter().map(|i| i.id.clone()).collect();
         if new {
             for (template, t) in self.kit.clone() {
                 let item = Item::new(self.item_id(), &template, &t);
@@ -407,6 +412,8 @@ impl Run {
             fate: Fate::Alive,
             kills: 0,
             gained: 0,
+            deepest: 0,
+            brought,
             seen: Cells::default(),
             log: VecDeque::new(),
         });
@@ -430,6 +437,9 @@ impl Run {
             .map(|(id, t)| (id.clone(), t.clone()))
             .collect();
         for _ in 0..(1 + depth).min(MONSTERS_MAX) {
+            if kinds.is_empty() {
+                break; // a catalog edited to have none this deep
+            }
             let (kind, template) = kinds[self.rng().below(kinds.len() as u64) as usize].clone();
             let Some(pos) = self.free_cell(1) else {
                 continue;
@@ -445,6 +455,9 @@ impl Run {
         }
         let kinds = catalog.items_at(depth);
         for _ in 0..2 + depth / 2 {
+            if kinds.is_empty() {
+                break;
+            }
             let (template, t) = kinds[self.rng().below(kinds.len() as u64) as usize];
             let Some(pos) = self.free_cell(0) else {
                 continue;
@@ -489,6 +502,7 @@ impl Run {
                 .expect("a first room holds the party");
             let hero = &mut self.heroes[h];
             hero.pos = pos;
+            hero.deepest = self.depth;
             hero.seen = self.level.sight(pos);
         }
         self.order.clear();
@@ -757,8 +771,18 @@ impl Run {
             return Err(illegal("not_ranged", "you hold no ranged weapon"));
         }
         let to = Pos::new(x, y);
-        if !hero.pos.in_sight(to) || !self.level.clear_line(hero.pos, to) {
-            return Err(illegal("not_visible", "you cannot see there"));
+        if to == hero.pos {
+            return Err(illegal("no_target", "you cannot shoot yourself"));
+        }
+        // The whole line of fire must be in sight and open, so a refusal
+        // tells nothing about cells the hero cannot see.
+        let sight = self.level.sight(hero.pos);
+        let open = |c: Pos| sight.has(c) && self.level.passable(c);
+        if !sight.has(to) || !Level::between(hero.pos, to).all(open) {
+            return Err(illegal(
+                "not_visible",
+                "you have no clear line of fire there",
+            ));
         }
         if hero.pos.distance(to) > range {
             return Err(illegal(
@@ -931,12 +955,11 @@ impl Run {
         self.phase = Phase::Over;
         self.order.clear();
         self.ap = 0;
-        let depth = self.depth;
         for hero in &mut self.heroes {
             let character = &mut hero.character;
             character.runs += 1;
             character.kills += u64::from(hero.kills);
-            character.deepest = character.deepest.max(depth);
+            character.deepest = character.deepest.max(hero.deepest);
             if hero.fate == Fate::Died {
                 character.death_count += 1;
             }
@@ -944,25 +967,68 @@ impl Run {
     }
 
     /// Each account's character and inventory as the run leaves them, once
-    /// it is over (guests keep nothing).
-    pub fn progress(&self) -> Vec<Progress<'_>> {
+    /// it is over (guests keep nothing), leaving out the accounts in
+    /// `stale`: characters another run wrote since this one read them,
+    /// whose progress here is dropped. Items still follow their owners: an
+    /// item a stale hero brought from storage belongs to the record the
+    /// other run wrote, so it leaves whoever holds it now; an item a saved
+    /// hero brought and a stale hero or a guest holds (neither is written)
+    /// goes back to the one who brought it. So no item is written to two
+    /// characters, and none a saved character brought is lost to them.
+    pub fn progress(&self, stale: &BTreeSet<&str>) -> Vec<Progress<'_>> {
         if self.phase != Phase::Over {
             return Vec::new();
         }
-        self.heroes
+        let kept = |h: &Hero| h.account.as_deref().is_some_and(|a| !stale.contains(a));
+        let theirs: BTreeSet<&str> = self
+            .heroes
             .iter()
-            .filter_map(|hero| {
-                Some(Progress {
-                    name: &hero.name,
-                    account: hero.account.as_deref()?,
-                    stored: hero.stored,
-                    character: &hero.character,
-                    inventory: Inventory {
-                        items: hero.items.clone(),
-                    },
-                })
+            .filter(|h| h.account.is_some() && !kept(h))
+            .flat_map(|h| h.brought.iter().map(String::as_str))
+            .collect();
+        let mut saved: Vec<Progress> = self
+            .heroes
+            .iter()
+            .filter(|h| kept(h))
+            .map(|hero| Progress {
+                name: &hero.name,
+                account: hero.account.as_deref().expect("kept heroes have accounts"),
+                stored: hero.stored,
+                character: hero.character.clone(),
+                inventory: Inventory {
+                    items: hero
+                        .items
+                        .iter()
+                        .filter(|i| !theirs.contains(i.id.as_str()))
+                        .cloned()
+                        .collect(),
+                },
             })
-            .collect()
+            .collect();
+        for holder in self.heroes.iter().filter(|h| !kept(h)) {
+            for item in &holder.items {
+                let owner = saved
+                    .iter_mut()
+                    .zip(self.heroes.iter().filter(|h| kept(h)))
+                    .find(|(_, hero)| hero.brought.contains(&item.id));
+                if let Some((progress, _)) = owner {
+                    progress.inventory.items.push(item.clone());
+                }
+            }
+        }
+        for progress in &mut saved {
+            let items = &progress.inventory.items;
+            let equipped = &mut progress.character.equipped;
+            for slot in [&mut equipped.weapon, &mut equipped.armor] {
+                if slot
+                    .as_ref()
+                    .is_some_and(|id| items.iter().all(|i| &i.id != id))
+                {
+                    *slot = None;
+                }
+            }
+        }
+        saved
     }
 
     /// The outcome, once the run is over.
@@ -981,7 +1047,7 @@ impl Run {
                 };
                 json!({
                     "name": h.name, "fate": fate, "level": h.character.level,
-                    "experience": h.gained, "kills": h.kills,
+                    "experience": h.gained, "kills": h.kills, "depth": h.deepest,
                 })
             })
             .collect();

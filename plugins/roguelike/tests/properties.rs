@@ -414,7 +414,7 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
         return;
     }
     // The write-back: exactly each account's hero, as it ends.
-    let progress = run.progress();
+    let progress = run.progress(&BTreeSet::new());
     let accounts = run.heroes.iter().filter(|h| h.account.is_some()).count();
     assert_eq!(progress.len(), accounts, "guests keep nothing");
     for p in &progress {
@@ -424,8 +424,18 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
             .enumerate()
             .find(|(_, h)| h.name == p.name)
             .unwrap();
-        assert_eq!(p.inventory.items, hero.items);
-        assert_eq!(p.character, &hero.character);
+        // What the hero holds, and what they brought that a guest holds
+        // (a guest keeps nothing: it goes back to its owner).
+        let mut expected = hero.items.clone();
+        for guest in run.heroes.iter().filter(|h| h.account.is_none()) {
+            let theirs = guest.items.iter().filter(|i| hero.brought.contains(&i.id));
+            expected.extend(theirs.cloned());
+        }
+        assert_eq!(p.inventory.items, expected);
+        if expected == hero.items {
+            assert_eq!(p.character, hero.character);
+        }
+        assert!(hero.deepest <= run.depth && p.character.deepest >= hero.deepest);
         let runs_before = before_start[seat].as_ref().map_or(0, |c| c.runs);
         let deaths_before = before_start[seat].as_ref().map_or(0, |c| c.death_count);
         assert_eq!(p.character.runs, runs_before + 1);
@@ -437,6 +447,7 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
             assert!(p.inventory.items.is_empty());
         }
     }
+    stale_write_backs(&run);
     let outcome = run.outcome().unwrap();
     assert_eq!(outcome["won"], Value::Bool(run.won));
     assert_eq!(
@@ -447,6 +458,67 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
             0
         }
     );
+}
+
+/// With any set of the party's accounts stale (another run wrote them),
+/// the write-back of the rest writes no item twice, none a stale character
+/// brought (it belongs to the record the other run wrote), and every item
+/// a saved character brought that someone still holds exactly once, with
+/// nothing equipped that is not carried.
+fn stale_write_backs(run: &Run) {
+    let accounts: Vec<&str> = run
+        .heroes
+        .iter()
+        .filter_map(|h| h.account.as_deref())
+        .collect();
+    for mask in 0..1u32 << accounts.len() {
+        let stale: BTreeSet<&str> = (0..accounts.len())
+            .filter(|i| mask & 1 << i != 0)
+            .map(|i| accounts[i])
+            .collect();
+        let saved = run.progress(&stale);
+        assert_eq!(saved.len(), accounts.len() - stale.len());
+        let written: Vec<&str> = saved
+            .iter()
+            .flat_map(|p| p.inventory.items.iter().map(|i| i.id.as_str()))
+            .collect();
+        let unique: BTreeSet<&str> = written.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            written.len(),
+            "an item written twice: {written:?}"
+        );
+        let held: BTreeSet<&str> = run
+            .heroes
+            .iter()
+            .flat_map(|h| h.items.iter().map(|i| i.id.as_str()))
+            .collect();
+        for hero in &run.heroes {
+            let Some(account) = hero.account.as_deref() else {
+                continue;
+            };
+            for id in &hero.brought {
+                let count = written.iter().filter(|w| **w == id).count();
+                if stale.contains(account) {
+                    assert_eq!(count, 0, "{id}, brought by stale {account}, written");
+                } else if held.contains(id.as_str()) {
+                    assert_eq!(
+                        count, 1,
+                        "{id}, brought by {account} and held, written {count} times"
+                    );
+                }
+            }
+        }
+        for p in &saved {
+            let equipped = &p.character.equipped;
+            for id in [&equipped.weapon, &equipped.armor].into_iter().flatten() {
+                assert!(
+                    p.inventory.items.iter().any(|i| &i.id == id),
+                    "{id} equipped, not written"
+                );
+            }
+        }
+    }
 }
 
 proptest! {
@@ -517,9 +589,32 @@ fn bad_configs_are_refused() {
     assert!(Run::new("x", 1, &Config::default(), &Catalog::default()).is_err());
 }
 
+/// A shot at the shooter's own cell is refused (and returns).
 #[test]
-fn levels_differ_by_depth_and_are_walled() {
-    let a = Level::generate(5, 1);
-    let b = Level::generate(5, 2);
-    assert_ne!(a, b);
+fn shooting_yourself_is_refused() {
+    let catalog = Catalog::builtin();
+    let bow = Item::new("old.bow".into(), "bow", &catalog.items["bow"]);
+    let mut character = Character::new("robin");
+    character.equipped.weapon = Some(bow.id.clone());
+    let saved = Saved {
+        character: Some((1, character)),
+        inventory: Some((1, Inventory { items: vec![bow] })),
+    };
+    let mut run = Run::new("s", 3, &Config::default(), &catalog).unwrap();
+    run.join("robin", Some("acct"), saved).unwrap();
+    let at = run.heroes[0].pos;
+    let shot = Action::Shoot {
+        x: at.x.into(),
+        y: at.y.into(),
+    };
+    let before = run.clone();
+    let refused = run.act("robin", shot, || Ok::<_, Refusal>(catalog.clone()));
+    assert_eq!(
+        refused,
+        Err(Refusal::Illegal(
+            "no_target",
+            "you cannot shoot yourself".into()
+        ))
+    );
+    assert_eq!(run, before);
 }
