@@ -169,18 +169,7 @@ impl Action<'_> {
     }
 }
 
-/// Why an action was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Not well formed: a bad card or suit name, an unknown action.
-    Malformed(&'static str, String),
-    /// Against the rules now.
-    Illegal(&'static str, String),
-    NotYourTurn,
-    Full,
-    NotSeated,
-    Finished,
-}
+pub use hoard_sdk::Refusal;
 
 /// Settings a session may choose.
 #[derive(Clone, Debug, Deserialize)]

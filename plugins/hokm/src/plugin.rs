@@ -10,7 +10,7 @@
 //! the Hakem names the suit of their first card, a player plays their
 //! lowest legal card).
 
-use crate::game::{Action, Game, Phase, Refusal};
+use crate::game::{Action, Game, Phase};
 use hoard_sdk::rpc::{Page, within};
 use hoard_sdk::{GameError, History, Info, Leaderboard, Player, Router, Rules, Session, TurnClock};
 use serde::{Deserialize, Serialize};
@@ -18,19 +18,6 @@ use serde_json::{Value, json};
 
 const WINS: Leaderboard = Leaderboard::new("wins");
 const MATCHES: History<Value> = History::new("matches");
-
-impl From<Refusal> for GameError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Malformed(code, message) => GameError::malformed(code, message),
-            Refusal::Illegal(code, message) => GameError::illegal(code, message),
-            Refusal::NotYourTurn => GameError::NotYourTurn,
-            Refusal::Full => GameError::Full,
-            Refusal::NotSeated => GameError::NotSeated,
-            Refusal::Finished => GameError::Finished,
-        }
-    }
-}
 
 /// A session's state: the game, then its turn clock if it has one. (Serde
 /// for the SDK's bound; `encode` and `decode` below choose the format.)

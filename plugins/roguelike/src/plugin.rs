@@ -15,7 +15,7 @@
 
 use crate::catalog::{Catalog, Index, ItemTemplate, MonsterTemplate};
 use crate::character::{Character, Inventory};
-use crate::run::{Action, Config, Phase, Refusal, Run, Saved};
+use crate::run::{Action, Config, Phase, Run, Saved};
 use hoard_sdk::rpc::{Empty, Page, object, within};
 use hoard_sdk::{
     Cache, CacheStats, GameError, History, Info, Install, Leaderboard, Player, Records, Router,
@@ -45,19 +45,6 @@ fn items() -> Cache<ItemTemplate> {
 
 fn catalogs() -> Cache<Index> {
     Cache::new("catalogs", TEMPLATE_TTL_MS)
-}
-
-impl From<Refusal> for GameError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Malformed(code, message) => GameError::malformed(code, message),
-            Refusal::Illegal(code, message) => GameError::illegal(code, message),
-            Refusal::NotYourTurn => GameError::NotYourTurn,
-            Refusal::Full => GameError::Full,
-            Refusal::NotSeated => GameError::NotSeated,
-            Refusal::Finished => GameError::Finished,
-        }
-    }
 }
 
 /// Writes the built-in templates to cold, unless they are there.

@@ -37,16 +37,7 @@ const MONSTERS_MAX: u8 = 8;
 /// A new character's first items (the first weapon equipped).
 const KIT: [&str; 2] = ["dagger", "potion"];
 
-/// Why an action, join or config is refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    Malformed(&'static str, String),
-    Illegal(&'static str, String),
-    NotYourTurn,
-    Full,
-    NotSeated,
-    Finished,
-}
+pub use hoard_sdk::Refusal;
 
 fn illegal(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal::Illegal(code, message.into())

@@ -8,6 +8,8 @@
 //! - [`Game`]: the trait a plugin implements; [`export!`] registers it.
 //! - [`GameError`] helpers: [`GameError::illegal`], [`GameError::malformed`],
 //!   and `?` on a storage call turns its error into [`GameError::Storage`].
+//!   [`Refusal`]: the same refusals as a plain type for rules that also
+//!   build natively; `?` turns it into a [`GameError`].
 //! - [`Rules`] and [`export_rules!`]: a game on typed state and actions; the
 //!   SDK does the bytes, the JSON and the refusals. `plugins/sdk/README.md`
 //!   builds one step by step.
@@ -52,6 +54,7 @@ pub use hoard::plugin::{alarms, cold, hot, types};
 pub use install::Install;
 pub use keys::{Counter, Key, Leaderboard};
 pub use records::{Records, UPDATE_TRIES, Versioned};
+pub use refusal::Refusal;
 pub use rng::Rng;
 pub use rpc::Router;
 pub use rules::Rules;
@@ -63,6 +66,7 @@ mod history;
 mod install;
 mod keys;
 mod records;
+mod refusal;
 mod rng;
 pub mod rpc;
 pub mod rules;

@@ -2,7 +2,7 @@
 //! around them the templates (cold records read through a hot cache) and
 //! the audit log of every roll (a cold history stream per room).
 
-use crate::room::{Action, Attack, Config, Refusal, Roll, Room, StatBlock};
+use crate::room::{Action, Attack, Config, Roll, Room, StatBlock};
 use hoard_sdk::rpc::{Empty, object, within};
 use hoard_sdk::{
     Cache, GameError, History, Info, Install, Player, Records, Router, Rules, Session, cold,
@@ -24,18 +24,6 @@ fn templates() -> Cache<StatBlock> {
 
 fn roll_log(room: &str) -> History<Roll> {
     History::named(format!("rolls:{room}"))
-}
-
-impl From<Refusal> for GameError {
-    fn from(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::Malformed(code, message) => GameError::malformed(code, message),
-            Refusal::Illegal(code, message) => GameError::illegal(code, message),
-            Refusal::Full => GameError::Full,
-            Refusal::NotSeated => GameError::NotSeated,
-            Refusal::Finished => GameError::Finished,
-        }
-    }
 }
 
 fn block(name: &str, hp: i64, ac: i64, speed: u16, attack: (&str, &str, &str)) -> StatBlock {

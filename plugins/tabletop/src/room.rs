@@ -175,17 +175,7 @@ pub enum Action {
     Close,
 }
 
-/// Why an action was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// Not well formed (a bad dice expression, a name too long).
-    Malformed(&'static str, String),
-    /// Against the rules now.
-    Illegal(&'static str, String),
-    Full,
-    NotSeated,
-    Finished,
-}
+pub use hoard_sdk::Refusal;
 
 fn illegal(code: &'static str, message: impl Into<String>) -> Refusal {
     Refusal::Illegal(code, message.into())
