@@ -964,8 +964,10 @@ impl Run {
     /// item a stale hero brought from storage belongs to the record the
     /// other run wrote, so it leaves whoever holds it now; an item a saved
     /// hero brought and a stale hero or a guest holds (neither is written)
-    /// goes back to the one who brought it. So no item is written to two
-    /// characters, and none a saved character brought is lost to them.
+    /// goes back to the one who brought it, unless they died (a death
+    /// loses everything the hero carried, lent items too). So no item is
+    /// written to two characters, and none a surviving saved character
+    /// brought is lost to them.
     pub fn progress(&self, stale: &BTreeSet<&str>) -> Vec<Progress<'_>> {
         if self.phase != Phase::Over {
             return Vec::new();
@@ -1001,7 +1003,7 @@ impl Run {
                 let owner = saved
                     .iter_mut()
                     .zip(self.heroes.iter().filter(|h| kept(h)))
-                    .find(|(_, hero)| hero.brought.contains(&item.id));
+                    .find(|(_, hero)| hero.fate != Fate::Died && hero.brought.contains(&item.id));
                 if let Some((progress, _)) = owner {
                     progress.inventory.items.push(item.clone());
                 }

@@ -426,8 +426,13 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
             .unwrap();
         // What the hero holds, and what they brought that a guest holds
         // (a guest keeps nothing: it goes back to its owner).
+        // A hero who died carries nothing, and gets nothing back.
         let mut expected = hero.items.clone();
-        for guest in run.heroes.iter().filter(|h| h.account.is_none()) {
+        let lent_back = run
+            .heroes
+            .iter()
+            .filter(|h| h.account.is_none() && hero.fate != Fate::Died);
+        for guest in lent_back {
             let theirs = guest.items.iter().filter(|i| hero.brought.contains(&i.id));
             expected.extend(theirs.cloned());
         }
@@ -463,7 +468,8 @@ fn play(seed: u64, party: u8, depths: u8, returning: u8, steps: usize) {
 /// With any set of the party's accounts stale (another run wrote them),
 /// the write-back of the rest writes no item twice, none a stale character
 /// brought (it belongs to the record the other run wrote), and every item
-/// a saved character brought that someone still holds exactly once, with
+/// a saved character brought that someone still holds exactly once (if
+/// they died, only if a saved hero holds it), with
 /// nothing equipped that is not carried.
 fn stale_write_backs(run: &Run) {
     let accounts: Vec<&str> = run
@@ -499,8 +505,19 @@ fn stale_write_backs(run: &Run) {
             };
             for id in &hero.brought {
                 let count = written.iter().filter(|w| **w == id).count();
+                let held_by_saved = run.heroes.iter().any(|h| {
+                    h.account.as_deref().is_some_and(|a| !stale.contains(a))
+                        && h.items.iter().any(|i| &i.id == id)
+                });
                 if stale.contains(account) {
                     assert_eq!(count, 0, "{id}, brought by stale {account}, written");
+                } else if hero.fate == Fate::Died {
+                    // Lost with its owner, unless a saved hero picked it up.
+                    assert_eq!(
+                        count,
+                        usize::from(held_by_saved),
+                        "{id} of the dead {account}"
+                    );
                 } else if held.contains(id.as_str()) {
                     assert_eq!(
                         count, 1,
