@@ -135,21 +135,27 @@ async fn stall(
 }
 
 /// The connections the host holds on `port`: established sockets whose
-/// local port is the host's, read from /proc/net/tcp. Both ends of a
-/// loopback connection are listed; only the host's end has its port local.
-fn host_connections(port: u16) -> usize {
+/// local port is the host's, read from /proc/net/tcp, as their remote
+/// ends (`127.0.0.x:port`). Both ends of a loopback connection are listed;
+/// only the host's end has its port local.
+fn host_connections(port: u16) -> Vec<String> {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let address = |field: &str| -> Option<(std::net::Ipv4Addr, u16)> {
+        let (ip, port) = field.split_once(':')?;
+        // The kernel prints the address as a little-endian word.
+        let ip = u32::from_str_radix(ip, 16).ok()?.swap_bytes();
+        Some((ip.into(), u16::from_str_radix(port, 16).ok()?))
+    };
     table
         .lines()
         .skip(1)
-        .filter(|line| {
+        .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = fields[1]
-                .rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-            local_port == Some(port) && fields[3] == "01"
+            let (_, local_port) = address(fields[1])?;
+            let (remote_ip, remote_port) = address(fields[2])?;
+            (local_port == port && fields[3] == "01").then(|| format!("{remote_ip}:{remote_port}"))
         })
-        .count()
+        .collect()
 }
 
 /// Each stall, alone, is closed by the host within its 1 s timeout.
@@ -191,7 +197,7 @@ async fn each_stall_is_closed_within_its_timeout() {
         }
         assert_eq!(
             host_connections(address.port()),
-            0,
+            Vec::<String>::new(),
             "{kind:?}: nothing left open"
         );
     }
@@ -203,7 +209,9 @@ async fn each_stall_is_closed_within_its_timeout() {
 /// well-behaved client is served the whole time, each request within two
 /// timeouts (1 s each here) and a little: with every place taken, a new
 /// connection waits in the kernel's queue behind at most one round of
-/// attackers. When the attackers stop (keeping their last connections
+/// attackers. ("A little" is up to 2 s more on a machine whose two cores
+/// are busy with other tests; a host without timeouts would keep the
+/// client out for the whole 6 s attack.) When the attackers stop (keeping their last connections
 /// open), the host has closed every one of them within a few timeouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalls_beyond_the_limits_do_not_stop_others() {
@@ -270,7 +278,7 @@ async fn stalls_beyond_the_limits_do_not_stop_others() {
         kept_open.len()
     );
     assert!(
-        slowest < Duration::from_millis(2500),
+        slowest < Duration::from_millis(4000),
         "a normal request took {slowest:?} under attack"
     );
     // Those that can tell (the ones that never read cannot) were closed,
@@ -280,16 +288,17 @@ async fn stalls_beyond_the_limits_do_not_stop_others() {
         "{closed_by_kind:?}"
     );
     // The attackers keep their last connections; the host lets go of them
-    // (and of any still queued for it) within a few timeouts.
+    // (and of any still queued for it) within a few timeouts: a few
+    // seconds here, longer on a loaded machine, never the whole wait.
     let mut left = host_connections(address.port());
-    for _ in 0..50 {
-        if left == 0 {
+    for _ in 0..150 {
+        if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         left = host_connections(address.port());
     }
-    assert_eq!(left, 0, "the host still holds {left} connections");
+    assert!(left.is_empty(), "the host still holds connections from {left:?}");
     drop(kept_open);
     assert_eq!(host.api().get("/healthz").await.status, 200);
     host.stop().await;
