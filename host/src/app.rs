@@ -5,8 +5,10 @@
 //! real-time hub) are wired here, and `api` stays HTTP only.
 
 use crate::accounts::Accounts;
+use crate::cluster::Cluster;
 use crate::config::{ColdBackend, Config, HotBackend};
 use crate::metrics::Metrics;
+use crate::realtime::Hub;
 use crate::rpc::Rpcs;
 use crate::session::Sessions;
 use crate::storage::measured::{MeasuredCold, MeasuredHot, Observe};
@@ -30,6 +32,8 @@ pub struct App {
     storage: Storage,
     /// The outage layer over Redis and PostgreSQL, when they are used.
     resilience: Option<Arc<Resilience>>,
+    /// Session ownership across instances, in cluster mode.
+    cluster: Option<Arc<Cluster>>,
     metrics: Arc<Metrics>,
     config: Config,
     /// Kept alive for the plugins' instances (its epoch ticker).
@@ -77,14 +81,32 @@ impl App {
             games.insert(loaded.namespace().as_str().to_owned(), Arc::new(loaded));
         }
         let rpcs = Rpcs::new(&games, config.wasm.rpc_instances_max, metrics.clone());
+        let cluster = match config.cluster.enabled {
+            true => Some(connect_cluster(&config, metrics.clone()).await?),
+            false => None,
+        };
+        // In-process: a session's sockets are on the instance that owns it
+        // (other instances relay theirs there).
+        let hub = Hub::new(config.realtime.clone(), metrics.clone());
         let sessions = Arc::new(Sessions::new(
             games,
             storage.hot.clone(),
             storage.cold.clone(),
             config.sessions.clone(),
             metrics.clone(),
+            hub,
+            cluster.clone(),
         ));
         sessions.start_alarms();
+        if let Some(cluster) = &cluster {
+            sessions.start_leases();
+            let (weak, beating) = (Arc::downgrade(&sessions), metrics.clone());
+            cluster.start(move || {
+                let live = weak.upgrade().map_or(0, |s| s.live_count());
+                (live, beating.ws_open())
+            });
+            tracing::info!(instance = cluster.id(), url = cluster.url(), "in a cluster");
+        }
         let accounts = Accounts::new(storage.cold.clone(), config.accounts.clone());
         Ok(App {
             sessions,
@@ -92,6 +114,7 @@ impl App {
             rpcs,
             storage,
             resilience,
+            cluster,
             metrics,
             config,
             _runtime: runtime,
@@ -127,6 +150,10 @@ impl App {
     pub fn resilience(&self) -> Option<&Arc<Resilience>> {
         self.resilience.as_ref()
     }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
 }
 
 /// Opens each capability's backend. Sled opens only if a capability uses
@@ -135,6 +162,28 @@ impl App {
 /// itself over them and lets the host start while they are down (it
 /// connects when they answer). With `storage.require_durable`, a server
 /// that would lose acknowledged writes stops the start.
+/// Joins the cluster of `config.cluster` on the hot store's Redis.
+async fn connect_cluster(
+    config: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Cluster>, StartError> {
+    let url = config
+        .cluster
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.server.listen));
+    Cluster::connect(
+        &config.storage.redis,
+        config.storage.hot,
+        &config.cluster,
+        url,
+        config.sessions.ttl_ms,
+        metrics,
+    )
+    .await
+    .map_err(StartError::Connect)
+}
+
 pub async fn open_storage(
     config: &Config,
     observe: Arc<dyn Observe>,
@@ -330,6 +379,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    let mut config = config;
+    if config.cluster.enabled && config.cluster.advertise_url.is_none() {
+        let address = listener.local_addr()?;
+        if address.ip().is_unspecified() {
+            return Err(StartError::Connect(format!(
+                "cluster: listening on {address}, the other instances need an address to reach this one: set cluster.advertise_url"
+            )));
+        }
+        config.cluster.advertise_url = Some(format!("http://{address}"));
+    }
     let app = Arc::new(App::start(config).await?);
     crate::api::serve(app, listener, shutdown).await;
     Ok(())

@@ -47,6 +47,20 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// See the instances of a cluster, through any one of them.
+    Cluster {
+        #[command(flatten)]
+        admin: AdminArgs,
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Every instance that heartbeats: its id, URL, last beat, sessions
+    /// and sockets.
+    Status,
 }
 
 /// How to reach a running host's admin API.
@@ -165,6 +179,16 @@ pub fn main() -> std::process::ExitCode {
                 }
                 Err(reason) => fail(reason),
             },
+            Command::Cluster {
+                admin,
+                command: ClusterCommand::Status,
+            } => match cluster_status(&admin).await {
+                Ok(report) => {
+                    print!("{report}");
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(reason) => fail(reason),
+            },
         }
     })
 }
@@ -240,7 +264,9 @@ pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
 }
 
 /// `hoard queue ...`: one admin API call, its answer printed.
-async fn queue(admin: &AdminArgs, command: QueueCommand) -> Result<String, String> {
+/// The admin API's address and token, from the flags, the environment or
+/// the config.
+fn admin_target(admin: &AdminArgs) -> Result<(String, String), String> {
     let config = Config::load(admin.config.as_deref()).map_err(|e| e.to_string())?;
     let url = admin
         .url
@@ -254,6 +280,50 @@ async fn queue(admin: &AdminArgs, command: QueueCommand) -> Result<String, Strin
         .ok_or(
             "no admin token: pass --token, set HOARD_ADMIN_TOKEN, or admin.token in the config",
         )?;
+    Ok((url, token))
+}
+
+/// `hoard cluster status`.
+async fn cluster_status(admin: &AdminArgs) -> Result<String, String> {
+    let (url, token) = admin_target(admin)?;
+    let (status, body) = admin_call(&url, http::Method::GET, "/admin/v1/cluster", &token).await?;
+    if !(200..300).contains(&status) {
+        let message = body["error"]["message"].as_str().unwrap_or("no message");
+        return Err(format!("{url} answered {status}: {message}"));
+    }
+    if admin.json {
+        return Ok(format!("{body:#}\n"));
+    }
+    if body["enabled"] != true {
+        return Ok(format!(
+            "{url} is not in a cluster (cluster.enabled = false)\n"
+        ));
+    }
+    let mut report = format!(
+        "{:<18} {:<28} {:>10} {:>9} {:>8}\n",
+        "instance", "url", "last beat", "sessions", "sockets"
+    );
+    for instance in body["instances"].as_array().into_iter().flatten() {
+        let id = instance["id"].as_str().unwrap_or("");
+        let marked = if instance["this"] == true {
+            format!("{id} *")
+        } else {
+            id.to_owned()
+        };
+        report.push_str(&format!(
+            "{:<18} {:<28} {:>8}ms {:>9} {:>8}\n",
+            marked,
+            instance["url"].as_str().unwrap_or(""),
+            instance["last_beat_ms_ago"],
+            instance["live_sessions"],
+            instance["sockets"],
+        ));
+    }
+    Ok(report)
+}
+
+async fn queue(admin: &AdminArgs, command: QueueCommand) -> Result<String, String> {
+    let (url, token) = admin_target(admin)?;
     let (method, path) = match &command {
         QueueCommand::Status => (http::Method::GET, "/admin/v1/queue".to_owned()),
         QueueCommand::DeadLetters { command } => match command {

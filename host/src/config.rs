@@ -29,6 +29,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     pub accounts: AccountsConfig,
     pub admin: AdminConfig,
+    pub realtime: RealtimeConfig,
+    pub cluster: ClusterConfig,
     /// The game plugins to load, in order.
     pub plugins: Vec<PluginConfig>,
 }
@@ -194,6 +196,12 @@ pub struct SessionsConfig {
     /// the instance pool dry: `wasm.instances_max` must be at least
     /// `live_max + 8` (the 8 load and check plugins).
     pub live_max: usize,
+    /// Most sessions that keep their plugin instance between calls (an
+    /// instance holds some 90 to 250 KB of wasm memory); past it, the
+    /// least recently used idle session lets its instance go, keeps its
+    /// record, and makes a new instance at its next call (tens of
+    /// microseconds). Lower it to trade CPU for memory.
+    pub instances_kept_max: usize,
     /// Largest state a plugin may return for one session.
     pub state_bytes_max: u64,
     /// Largest action or config document a client may send.
@@ -215,10 +223,104 @@ impl Default for SessionsConfig {
             ttl_ms: 7 * 24 * 3600 * 1000,
             unjoined_ttl_ms: 10 * 60 * 1000,
             live_max: 1000,
+            instances_kept_max: 1000,
             state_bytes_max: 1024 * 1024,
             document_bytes_max: 16 * 1024,
             idempotency_keys_max: 16,
             client_seeds: false,
+        }
+    }
+}
+
+/// Several instances sharing Redis and PostgreSQL (see `cluster`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Off: this host owns every session it serves. On: instances meet in
+    /// the Redis of `storage.redis` (`storage.hot` must be Redis), each
+    /// session is owned by one instance at a time, and requests for it
+    /// are forwarded there.
+    pub enabled: bool,
+    /// This instance's id, unique in the cluster; random when unset (a
+    /// restarted instance is then a new one).
+    pub instance_id: Option<String>,
+    /// Where the other instances reach this one, e.g.
+    /// `http://10.0.0.5:7878`; unset, `http://` and the listening address
+    /// (which must then not be a wildcard address).
+    pub advertise_url: Option<String>,
+    /// How long a session's lease lasts unrenewed: how long the sessions of
+    /// an instance that died wait before another takes them.
+    pub lease_ms: u64,
+    /// How often an instance says it is up.
+    pub heartbeat_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            enabled: false,
+            instance_id: None,
+            advertise_url: None,
+            lease_ms: 5000,
+            heartbeat_ms: 1000,
+        }
+    }
+}
+
+/// WebSocket events (`GET /v1/sessions/{id}/events`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealtimeConfig {
+    /// Events kept per watched session for clients that reconnect; a
+    /// client that missed more gets the full state instead.
+    pub backlog_max: usize,
+    /// Bytes of views and messages one session's backlog may hold.
+    pub backlog_bytes_max: usize,
+    /// Events waiting to be sent on one socket. A client that lets more
+    /// pile up is disconnected (close code 4008): a slow client never
+    /// grows the host's memory.
+    pub send_queue_max: usize,
+    /// Largest message a client may send on a socket; a larger one closes
+    /// the socket (1009).
+    pub frame_bytes_max: usize,
+    /// Time a client has to send its `hello` after connecting.
+    pub hello_timeout_ms: u64,
+    /// How often the host pings a socket.
+    pub ping_interval_ms: u64,
+    /// A socket from which nothing arrives (not even a pong) for this long
+    /// is closed (4009).
+    pub idle_timeout_ms: u64,
+    /// How long a session's events are kept for a reconnect after its last
+    /// socket closed.
+    pub resume_window_ms: u64,
+    /// How often one player may act over sockets.
+    pub actions_per_player: RateLimit,
+    /// How often one client may open a socket.
+    pub sockets_per_client: RateLimit,
+    /// Most messages a plugin may publish to its session in one call.
+    pub messages_per_call_max: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            backlog_max: 64,
+            backlog_bytes_max: 64 * 1024,
+            send_queue_max: 64,
+            frame_bytes_max: 32 * 1024,
+            hello_timeout_ms: 10_000,
+            ping_interval_ms: 20_000,
+            idle_timeout_ms: 60_000,
+            resume_window_ms: 120_000,
+            actions_per_player: RateLimit {
+                per_minute: 1200,
+                burst: 40,
+            },
+            sockets_per_client: RateLimit {
+                per_minute: 120,
+                burst: 30,
+            },
+            messages_per_call_max: 32,
         }
     }
 }
@@ -313,6 +415,14 @@ impl Config {
                 "accounts.logins_per_account",
                 &self.accounts.logins_per_account,
             ),
+            (
+                "realtime.actions_per_player",
+                &self.realtime.actions_per_player,
+            ),
+            (
+                "realtime.sockets_per_client",
+                &self.realtime.sockets_per_client,
+            ),
         ] {
             if limit.per_minute == 0 || limit.burst == 0 {
                 return Err(ConfigError::Key {
@@ -362,12 +472,62 @@ impl Config {
             });
         }
         positive("sessions.live_max", self.sessions.live_max as u64)?;
+        positive(
+            "sessions.instances_kept_max",
+            self.sessions.instances_kept_max as u64,
+        )?;
         positive("sessions.state_bytes_max", self.sessions.state_bytes_max)?;
         positive(
             "sessions.idempotency_keys_max",
             self.sessions.idempotency_keys_max as u64,
         )?;
         positive("storage.sled.cache_bytes", self.storage.sled.cache_bytes)?;
+        if self.cluster.enabled {
+            if self.storage.hot == HotBackend::Sled {
+                return Err(ConfigError::Key {
+                    key: "cluster.enabled",
+                    reason:
+                        "instances meet in Redis: set storage.hot to \"redis\" or \"redis-cluster\""
+                            .into(),
+                });
+            }
+            if self.storage.cold == ColdBackend::Sled {
+                return Err(ConfigError::Key {
+                    key: "cluster.enabled",
+                    reason: "instances share cold storage: set storage.cold to \"postgres\"".into(),
+                });
+            }
+            if self.cluster.lease_ms < 200 {
+                return Err(ConfigError::Key {
+                    key: "cluster.lease_ms",
+                    reason: "must be at least 200".into(),
+                });
+            }
+            positive("cluster.heartbeat_ms", self.cluster.heartbeat_ms)?;
+        }
+        let realtime = &self.realtime;
+        positive("realtime.backlog_max", realtime.backlog_max as u64)?;
+        positive("realtime.send_queue_max", realtime.send_queue_max as u64)?;
+        positive("realtime.hello_timeout_ms", realtime.hello_timeout_ms)?;
+        positive("realtime.ping_interval_ms", realtime.ping_interval_ms)?;
+        if realtime.idle_timeout_ms <= realtime.ping_interval_ms {
+            return Err(ConfigError::Key {
+                key: "realtime.idle_timeout_ms",
+                reason: format!(
+                    "must be more than realtime.ping_interval_ms ({}), or every quiet client is closed",
+                    realtime.ping_interval_ms
+                ),
+            });
+        }
+        if (realtime.frame_bytes_max as u64) < self.sessions.document_bytes_max {
+            return Err(ConfigError::Key {
+                key: "realtime.frame_bytes_max",
+                reason: format!(
+                    "must be at least sessions.document_bytes_max ({}), or an action the host accepts over HTTP could not be sent on a socket",
+                    self.sessions.document_bytes_max
+                ),
+            });
+        }
         let resilience = &self.storage.resilience;
         positive(
             "storage.resilience.call_timeout_ms",

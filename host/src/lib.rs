@@ -13,11 +13,16 @@
 //! - [`accounts`]: player accounts: names, hashed secrets, account tokens.
 //! - [`session`]: game sessions: players, tokens, ordering of actions,
 //!   durable state, seed commitments.
+//! - [`realtime`]: each session's events for its sockets: sequence
+//!   numbers, the backlog a reconnect resumes from, bounded queues.
+//! - [`cluster`]: several instances on one Redis: heartbeats, and which
+//!   instance owns each session (leases with fencing tokens).
 //! - [`rpc`]: calls into a game outside any session.
 //! - [`app`]: the composition root: opens the backends, loads the plugins,
 //!   wires sessions; [`run`] starts it and serves.
-//! - [`api`]: the HTTP API and its limits per connection and client; the
-//!   only module that knows its JSON wire format.
+//! - [`api`]: the HTTP API and the WebSocket events, and their limits per
+//!   connection and client; the only module that knows their JSON wire
+//!   format.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`cli`]: the `hoard` command line.
 //!
@@ -27,8 +32,10 @@ pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod metrics;
+pub mod realtime;
 pub mod rpc;
 pub mod session;
 pub mod storage;

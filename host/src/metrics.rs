@@ -8,11 +8,21 @@
 //! | `hoard_plugin_call_duration_seconds` | game, call | each call into a plugin |
 //! | `hoard_plugin_faults_total` | game, fault | plugin calls that trapped, ran out of time or memory |
 //! | `hoard_live_sessions` | | sessions in memory |
+//! | `hoard_plugin_instances` | | sessions' plugin instances kept between calls (`sessions.instances_kept_max`) |
 //! | `hoard_breaker_state` | capability, backend | 0 closed, 1 half-open, 2 open |
 //! | `hoard_outbox_ops`, `hoard_outbox_bytes` | capability | what waits in the outbox |
 //! | `hoard_outbox_oldest_seconds` | capability | how long the oldest queued op has waited |
 //! | `hoard_replayed_ops_total` | capability | ops replayed from the outbox |
 //! | `hoard_dead_letters` | capability | ops replay gave up on |
+//! | `hoard_ws_connections` | | WebSockets open |
+//! | `hoard_ws_feeds` | | sessions whose events are kept for sockets |
+//! | `hoard_ws_events_sent_total` | kind | events written to sockets (`state`, `message`) |
+//! | `hoard_ws_event_delivery_seconds` | | from a change's publication to its event written to a socket |
+//! | `hoard_ws_send_queue_full_total` | | events a socket's full queue could not take (its client is then closed) |
+//! | `hoard_ws_closes_total` | reason | sockets the host closed, by why (`too_slow`, `idle`, `bad_token`, ...) |
+//! | `hoard_cluster_lease_claims_total` | outcome | session leases claimed: `taken`, `renewed`, or `held` by another instance |
+//! | `hoard_cluster_lease_takeovers_total` | | leases taken that an instance had held before (a dead, paused or evicting owner's) |
+//! | `hoard_cluster_forwarded_total` | kind | requests sent on to a session's owner: `http`, `socket`, `unavailable` (the owner did not answer) |
 //!
 //! The outbox series are read from the outage layer when scraped.
 
@@ -59,6 +69,21 @@ struct CapabilityLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BreakerLabels {
     capability: &'static str,
     backend: &'static str,
@@ -79,12 +104,22 @@ pub struct Metrics {
     plugin: Histograms<PluginLabels>,
     faults: Family<FaultLabels, Counter>,
     live_sessions: Gauge,
+    instances: Gauge,
     breaker: Family<BreakerLabels, Gauge>,
     outbox_ops: Family<CapabilityLabels, Gauge>,
     outbox_bytes: Family<CapabilityLabels, Gauge>,
     outbox_oldest: Family<CapabilityLabels, Gauge<f64, AtomicU64>>,
     replayed: Family<CapabilityLabels, Counter>,
     dead_letters: Family<CapabilityLabels, Gauge>,
+    ws_connections: Gauge,
+    ws_feeds: Gauge,
+    ws_events: Family<KindLabels, Counter>,
+    ws_delivery: Histogram,
+    ws_queue_full: Counter,
+    ws_closes: Family<ReasonLabels, Counter>,
+    lease_claims: Family<OutcomeLabels, Counter>,
+    lease_takeovers: Counter,
+    forwarded: Family<KindLabels, Counter>,
     /// What `replayed` last showed, per capability: the layer counts in
     /// total, the counter moves by the difference.
     replayed_seen: Mutex<Vec<(&'static str, u64)>>,
@@ -111,12 +146,22 @@ impl Metrics {
             plugin,
             faults: Family::default(),
             live_sessions: Gauge::default(),
+            instances: Gauge::default(),
             breaker: Family::default(),
             outbox_ops: Family::default(),
             outbox_bytes: Family::default(),
             outbox_oldest: Family::default(),
             replayed: Family::default(),
             dead_letters: Family::default(),
+            ws_connections: Gauge::default(),
+            ws_feeds: Gauge::default(),
+            ws_events: Family::default(),
+            ws_delivery: latency_buckets(),
+            ws_queue_full: Counter::default(),
+            ws_closes: Family::default(),
+            lease_claims: Family::default(),
+            lease_takeovers: Counter::default(),
+            forwarded: Family::default(),
             replayed_seen: Mutex::new(Vec::new()),
             registry: Registry::default(),
         };
@@ -144,6 +189,11 @@ impl Metrics {
             "live_sessions",
             "Sessions in memory",
             metrics.live_sessions.clone(),
+        );
+        registry.register(
+            "plugin_instances",
+            "Sessions' plugin instances kept between calls",
+            metrics.instances.clone(),
         );
         registry.register(
             "breaker_state",
@@ -175,10 +225,104 @@ impl Metrics {
             "Ops replay gave up on, kept for an operator",
             metrics.dead_letters.clone(),
         );
+        registry.register(
+            "ws_connections",
+            "WebSockets open",
+            metrics.ws_connections.clone(),
+        );
+        registry.register(
+            "ws_feeds",
+            "Sessions whose events are kept for sockets",
+            metrics.ws_feeds.clone(),
+        );
+        registry.register(
+            "ws_events_sent",
+            "Events written to sockets, by kind",
+            metrics.ws_events.clone(),
+        );
+        registry.register(
+            "ws_event_delivery_seconds",
+            "From a change's publication to its event written to a socket",
+            metrics.ws_delivery.clone(),
+        );
+        registry.register(
+            "ws_send_queue_full",
+            "Events a socket's full send queue could not take; its client is closed",
+            metrics.ws_queue_full.clone(),
+        );
+        registry.register(
+            "ws_closes",
+            "Sockets the host closed, by reason",
+            metrics.ws_closes.clone(),
+        );
+        registry.register(
+            "cluster_lease_claims",
+            "Session leases claimed: taken, renewed, or held by another instance",
+            metrics.lease_claims.clone(),
+        );
+        registry.register(
+            "cluster_lease_takeovers",
+            "Leases taken that an instance had held before",
+            metrics.lease_takeovers.clone(),
+        );
+        registry.register(
+            "cluster_forwarded",
+            "Requests sent on to a session's owner, by kind",
+            metrics.forwarded.clone(),
+        );
         Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// A lease claim's outcome (`taken`, `renewed`, `held`); `takeover` if
+    /// a lease was taken that some instance had held before.
+    pub fn lease_claimed(&self, outcome: &'static str, takeover: bool) {
+        self.lease_claims
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        if takeover {
+            self.lease_takeovers.inc();
+        }
+    }
+
+    /// A request sent on to a session's owner (`http`, `socket`), or one
+    /// that could not be (`unavailable`).
+    pub fn forwarded(&self, kind: &'static str) {
+        self.forwarded.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A socket opened (`+1`) or closed (`-1`).
+    pub fn ws_connection(&self, delta: i64) {
+        self.ws_connections.inc_by(delta);
+    }
+
+    /// WebSockets open now.
+    pub fn ws_open(&self) -> i64 {
+        self.ws_connections.get()
+    }
+
+    pub fn feed_made(&self) {
+        self.ws_feeds.inc();
+    }
+
+    pub fn feed_dropped(&self) {
+        self.ws_feeds.dec();
+    }
+
+    /// An event of `kind` written to a socket `took` after its publication.
+    pub fn ws_event_sent(&self, kind: &'static str, took: Duration) {
+        self.ws_events.get_or_create(&KindLabels { kind }).inc();
+        self.ws_delivery.observe(took.as_secs_f64());
+    }
+
+    pub fn ws_send_queue_full(&self, events: u64) {
+        self.ws_queue_full.inc_by(events);
+    }
+
+    pub fn ws_closed(&self, reason: &'static str) {
+        self.ws_closes.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn http_request(&self, route: &'static str, status: u16, took: Duration) {
@@ -245,8 +389,14 @@ impl Metrics {
     }
 
     /// The text a scrape gets, with the scrape-time series refreshed.
-    pub fn render(&self, live_sessions: usize, resilience: Option<&Resilience>) -> String {
+    pub fn render(
+        &self,
+        live_sessions: usize,
+        instances: usize,
+        resilience: Option<&Resilience>,
+    ) -> String {
         self.live_sessions.set(live_sessions as i64);
+        self.instances.set(instances as i64);
         if let Some(resilience) = resilience {
             let mut seen = self.replayed_seen.lock().expect("metrics poisoned");
             for health in resilience.health() {
@@ -318,13 +468,14 @@ mod tests {
         metrics.storage_call("redis", "hot", "set", Duration::from_micros(40));
         metrics.plugin_call("hokm", "act", Duration::from_micros(3));
         metrics.plugin_fault("hokm", "timeout");
-        let text = metrics.render(7, None);
+        let text = metrics.render(7, 5, None);
         for expected in [
             r#"hoard_http_request_duration_seconds_count{route="actions",status="200"} 1"#,
             r#"hoard_storage_call_duration_seconds_count{backend="redis",capability="hot",operation="set"} 1"#,
             r#"hoard_plugin_call_duration_seconds_count{game="hokm",call="act"} 1"#,
             r#"hoard_plugin_faults_total{game="hokm",fault="timeout"} 1"#,
             "hoard_live_sessions 7",
+            "hoard_plugin_instances 5",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
@@ -351,7 +502,7 @@ mod tests {
         metrics.outbox_oldest.get_or_create(&hot).set(0.0);
         metrics.replayed.get_or_create(&hot).inc_by(0);
         metrics.dead_letters.get_or_create(&hot).set(0);
-        let text = metrics.render(0, None);
+        let text = metrics.render(0, 0, None);
         let dashboard = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../configs/grafana-dashboard.json"),

@@ -11,8 +11,10 @@
 //! durable; if storing it fails, the session stays as it was. The record
 //! lives under the host's namespace, never a plugin's.
 
+use crate::cluster::{Claim, Cluster, Lease};
 use crate::config::SessionsConfig;
 use crate::metrics::Metrics;
+use crate::realtime::{Audience, EventKind, Hub, Resume, Start, Subscription};
 use crate::storage::{
     self, ColdStore, ColdWrite, HotStore, HotWrite, Namespace, Op, OpId, RecordWrite,
 };
@@ -181,11 +183,41 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     text
 }
 
+/// A session's plugin instance, counted among the instances the host
+/// keeps while it lives.
+struct Kept {
+    instance: Instance,
+    counted: Arc<AtomicUsize>,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.counted.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::ops::Deref for Kept {
+    type Target = Instance;
+    fn deref(&self) -> &Instance {
+        &self.instance
+    }
+}
+
+impl std::ops::DerefMut for Kept {
+    fn deref_mut(&mut self) -> &mut Instance {
+        &mut self.instance
+    }
+}
+
 /// An active session in memory.
 struct Live {
     record: SessionRecord,
-    /// Created on first use and dropped after a fault or on eviction.
-    instance: Option<Instance>,
+    /// Created on first use; dropped after a fault, on eviction, or to
+    /// keep at most `sessions.instances_kept_max`.
+    instance: Option<Kept>,
+    /// In cluster mode, this instance's lease on the session: changes
+    /// are stored only under it. `None` when it must be claimed (again).
+    lease: Option<Lease>,
 }
 
 /// A session's place in memory. The map of live sessions holds one per
@@ -260,6 +292,13 @@ pub enum SessionError {
     Fault(Fault),
     #[error(transparent)]
     Storage(storage::Error),
+    /// In cluster mode: another instance owns the session (its id).
+    #[error("instance {0} owns this session")]
+    Elsewhere(String),
+    /// In cluster mode: the session moved to another instance during the
+    /// change, which was not stored.
+    #[error("the session moved to another instance; nothing was changed")]
+    Moved,
 }
 
 impl From<CallError> for SessionError {
@@ -304,6 +343,9 @@ pub struct Acted {
     /// This is the kept answer to an earlier request with the same
     /// idempotency key: nothing was done now.
     pub replayed: bool,
+    /// The number of the session's last event once the action's are
+    /// published; `None` when no socket watches the session.
+    pub seq: Option<u64>,
 }
 
 /// A session as anyone may see it.
@@ -363,6 +405,14 @@ pub struct Sessions {
     timer: Mutex<Timer>,
     /// Wakes the scheduler when an earlier alarm is set.
     wake: Arc<Notify>,
+    /// Where changes are published for the sessions' sockets.
+    hub: Arc<Hub>,
+    /// Most messages a plugin may publish to its session in one call.
+    messages_max: usize,
+    /// In cluster mode: session ownership across instances.
+    cluster: Option<Arc<Cluster>>,
+    /// How many sessions keep a plugin instance now.
+    instances_kept: Arc<AtomicUsize>,
 }
 
 /// The collection, under the host's namespace, of sessions with pending
@@ -418,15 +468,23 @@ impl Drop for Reserved<'_> {
 
 impl Sessions {
     /// Sessions of `games` (by name), their records in `hot`, the alarm
-    /// index in `cold`. [`Sessions::start_alarms`] starts firing alarms.
+    /// index in `cold`, their events published to `hub`, owned across
+    /// instances through `cluster` in cluster mode.
+    /// [`Sessions::start_alarms`] starts firing alarms.
     pub fn new(
         games: HashMap<String, Arc<Plugin>>,
         hot: Arc<dyn HotStore>,
         cold: Arc<dyn ColdStore>,
         config: SessionsConfig,
         metrics: Arc<Metrics>,
+        hub: Arc<Hub>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         Sessions {
+            instances_kept: Arc::new(AtomicUsize::new(0)),
+            messages_max: hub.messages_max(),
+            hub,
+            cluster,
             cold,
             timer: Mutex::new(Timer::default()),
             wake: Arc::new(Notify::new()),
@@ -451,6 +509,11 @@ impl Sessions {
         games
     }
 
+    /// How many sessions keep a plugin instance now.
+    pub fn instances_kept(&self) -> usize {
+        self.instances_kept.load(Ordering::SeqCst)
+    }
+
     /// How many sessions are in memory now.
     pub fn live_count(&self) -> usize {
         self.live.lock().expect("sessions map poisoned").len()
@@ -473,7 +536,7 @@ impl Sessions {
         // Room first, then the instance: taking an instance before making
         // room could run the pool dry while idle sessions still hold theirs.
         let _reserved = self.reserve();
-        let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
+        let mut instance = self.new_instance(&id, plugin).await?;
         let record_seed = seed.unwrap_or_else(rand::random);
         instance.lend_alarms(Alarms::default());
         let state = self
@@ -481,6 +544,14 @@ impl Sessions {
             .await?;
         let alarms = instance.take_alarms().unwrap_or_default();
         self.check_state(&state)?;
+        let mut lease = match &self.cluster {
+            Some(cluster) => match cluster.claim(&id, true).await? {
+                Claim::Ours(lease) => Some(lease),
+                Claim::Held(owner) => return Err(SessionError::Elsewhere(owner)),
+                Claim::Missing => unreachable!("a new session is never missing"),
+            },
+            None => None,
+        };
         let mut record = SessionRecord {
             game: game.to_owned(),
             seed: record_seed,
@@ -500,11 +571,12 @@ impl Sessions {
         if let Some(due) = first_alarm {
             self.index_alarm(&id, Some(due)).await?;
         }
-        self.store(&id, &mut record).await?;
+        self.store(&id, &mut record, &mut lease).await?;
         let fairness = Fairness::of(&record);
         let live = Live {
             record,
             instance: Some(instance),
+            lease,
         };
         let slot = Slot::new(Some(live), self.tick());
         self.live
@@ -545,17 +617,19 @@ impl Sessions {
             let Live {
                 record,
                 instance: kept,
+                lease,
             } = &mut *live;
             let seat = (record.players.len() as u64).to_be_bytes();
-            let change = OpId::derived(&[b"join", session.as_bytes(), &seat]);
-            let instance = instance_of(kept, &plugin).await?;
+            let change = self.change_id(&[b"join", session.as_bytes(), &seat], *lease);
+            let instance = self.instance(session, kept, &plugin).await?;
             instance.lend_alarms(record.alarms.clone());
             let call = instance.join(&record.state, name, account, change);
             let joined = self.timed(&record.game, "join", call).await;
-            let alarms = kept.as_mut().and_then(Instance::take_alarms);
-            (faulting(joined, kept)?, alarms)
+            let alarms = kept.as_deref_mut().and_then(Instance::take_alarms);
+            let messages = kept.as_deref_mut().map(Instance::take_messages);
+            (faulting(joined, kept)?, alarms, messages)
         };
-        let (state, alarms) = state;
+        let (state, alarms, messages) = state;
         self.check_state(&state)?;
         let token = hex(&rand::random::<[u8; 32]>());
         let before = live.record.alarms.earliest();
@@ -567,8 +641,12 @@ impl Sessions {
             token_hash: token_hash(&token),
             account: account.map(str::to_owned),
         });
-        self.persist(session, before, &mut next).await?;
+        self.persist(session, before, &mut next, &mut live.lease)
+            .await?;
         live.record = next;
+        let messages = messages.unwrap_or_default();
+        self.announce(session, &mut live, &plugin, messages, true, None)
+            .await;
         Ok(Joined {
             player: name.to_owned(),
             token,
@@ -619,6 +697,7 @@ impl Sessions {
                 view: kept.view.clone(),
                 outcome: kept.outcome.clone(),
                 replayed: true,
+                seq: self.hub.feed(session).map(|feed| feed.seq()),
             });
         }
         if live.record.outcome.is_some() {
@@ -626,20 +705,26 @@ impl Sessions {
         }
         let plugin = self.plugin(&live.record.game)?;
         let number = live.record.actions + 1;
-        let change = OpId::derived(&[b"act", session.as_bytes(), &number.to_be_bytes()]);
+        let change = self.change_id(
+            &[b"act", session.as_bytes(), &number.to_be_bytes()],
+            live.lease,
+        );
         let turn = {
             let Live {
                 record,
                 instance: kept,
+                ..
             } = &mut *live;
-            let instance = instance_of(kept, &plugin).await?;
+            let instance = self.instance(session, kept, &plugin).await?;
             instance.lend_alarms(record.alarms.clone());
             let call = instance.act(&record.state, &player, action, change);
             let acted = self.timed(&record.game, "act", call).await;
-            let alarms = kept.as_mut().and_then(Instance::take_alarms);
-            (faulting(acted, kept)?, alarms)
+            let alarms = kept.as_deref_mut().and_then(Instance::take_alarms);
+            let messages = kept.as_deref_mut().map(Instance::take_messages);
+            let wrote = kept.as_ref().is_some_and(|i| i.writes_made() > 0);
+            (faulting(acted, kept)?, alarms, messages, wrote)
         };
-        let (turn, alarms) = turn;
+        let (turn, alarms, messages, wrote) = turn;
         self.check_state(&turn.state)?;
         let before = live.record.alarms.earliest();
         let mut next = live.record.clone();
@@ -654,8 +739,10 @@ impl Sessions {
             let Live {
                 instance: kept,
                 record,
+                ..
             } = &mut *live;
-            let call = instance_of(kept, &plugin)
+            let call = self
+                .instance(session, kept, &plugin)
                 .await?
                 .view(&next.state, Some(&player));
             let rendered = self.timed(&record.game, "view", call).await;
@@ -679,13 +766,148 @@ impl Sessions {
                 outcome: next.outcome.clone(),
             });
         }
-        self.persist(session, before, &mut next).await?;
+        let changed = next.state != live.record.state || next.outcome != live.record.outcome;
+        let messages = messages.unwrap_or_default();
+        // A session kept alive only by such actions is stored now and then,
+        // so it does not expire while people are in it.
+        let fresh = live.record.expires_at_ms > now_ms() + self.config.ttl_ms / 2;
+        if !changed
+            && !wrote
+            && fresh
+            && next.alarms == live.record.alarms
+            && idempotency_key.is_none()
+        {
+            // Nothing to store (a chat line to the room, an echo): the
+            // next action takes this one's number again, which is safe as
+            // this one wrote nothing under it.
+            let seq = self
+                .announce(session, &mut live, &plugin, messages, false, None)
+                .await;
+            return Ok(Acted {
+                view,
+                outcome: live.record.outcome.clone(),
+                replayed: false,
+                seq,
+            });
+        }
+        self.persist(session, before, &mut next, &mut live.lease)
+            .await?;
         live.record = next;
+        let known = Some((player.as_str(), view.as_deref()));
+        let seq = self
+            .announce(session, &mut live, &plugin, messages, changed, known)
+            .await;
         Ok(Acted {
             view,
             outcome: live.record.outcome.clone(),
             replayed: false,
+            seq,
         })
+    }
+
+    /// Subscribes to the session's events as the player holding `token`,
+    /// or as a spectator, with a queue of `queue_max` events. With a
+    /// `resume` the backlog still covers, it starts with the events missed
+    /// since; otherwise with the full state now.
+    pub async fn subscribe(
+        &self,
+        session: &str,
+        token: Option<&str>,
+        resume: Option<Resume>,
+        queue_max: usize,
+    ) -> Result<Subscription> {
+        // Under the session's lock: no change is published meanwhile, so
+        // the subscription starts exactly where its first event says.
+        let mut live = self.lock(session).await?;
+        let audience: Audience = match token {
+            Some(token) => Some(
+                live.record
+                    .player_by_token(token)
+                    .ok_or(SessionError::BadToken)?
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        if let Some(resume) = resume {
+            let feed = self.hub.feed_or_new(session);
+            let resumed = feed.subscribe(audience.clone(), Start::Resumed(resume), queue_max);
+            if let Ok(subscription) = resumed {
+                return Ok(subscription);
+            }
+        }
+        let plugin = self.plugin(&live.record.game)?;
+        let view = self
+            .render(session, &mut live, &plugin, audience.as_deref())
+            .await?;
+        loop {
+            // A feed the sweeper dropped while the view was rendered
+            // refuses: the next is a new one.
+            let start = Start::Full {
+                view: Some(view.clone()),
+                outcome: live.record.outcome.clone(),
+            };
+            let feed = self.hub.feed_or_new(session);
+            if let Ok(subscription) = feed.subscribe(audience.clone(), start, queue_max) {
+                return Ok(subscription);
+            }
+        }
+    }
+
+    /// Checks that `session` exists and, if given, that `token` is one of
+    /// its players'.
+    pub async fn check_token(&self, session: &str, token: Option<&str>) -> Result<()> {
+        let live = self.lock(session).await?;
+        match token {
+            Some(token) if live.record.player_by_token(token).is_none() => {
+                Err(SessionError::BadToken)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells the session's sockets about a change just stored: the
+    /// messages its call published, then, if the state changed, each
+    /// audience's view of it (`known`: one player's view, rendered
+    /// already). The last event's number; `None` when no socket watches
+    /// the session.
+    async fn announce(
+        &self,
+        session: &str,
+        live: &mut Live,
+        plugin: &Plugin,
+        messages: Vec<String>,
+        changed: bool,
+        known: Option<(&str, Option<&str>)>,
+    ) -> Option<u64> {
+        let feed = self.hub.feed(session)?;
+        let mut events: Vec<EventKind> = messages
+            .into_iter()
+            .map(|message| EventKind::Message(message.into()))
+            .collect();
+        if changed {
+            let mut views = Vec::new();
+            for audience in feed.audiences() {
+                let view = match known {
+                    Some((player, view)) if audience.as_deref() == Some(player) => {
+                        view.map(Arc::from)
+                    }
+                    _ => match self
+                        .render(session, live, plugin, audience.as_deref())
+                        .await
+                    {
+                        Ok(view) => Some(Arc::from(view)),
+                        Err(error) => {
+                            tracing::warn!(%error, session, "a view for the session's sockets failed");
+                            None
+                        }
+                    },
+                };
+                views.push((audience, view));
+            }
+            let outcome = live.record.outcome.as_deref().map(Arc::from);
+            events.push(EventKind::State { views, outcome });
+        }
+        Some(feed.publish(events))
     }
 
     /// The view of the player holding `token`.
@@ -697,14 +919,15 @@ impl Sessions {
             .ok_or(SessionError::BadToken)?
             .to_owned();
         let plugin = self.plugin(&live.record.game)?;
-        self.render(&mut live, &plugin, Some(&player)).await
+        self.render(session, &mut live, &plugin, Some(&player))
+            .await
     }
 
     /// The session as a spectator sees it.
     pub async fn summary(&self, session: &str) -> Result<Summary> {
         let mut live = self.lock(session).await?;
         let plugin = self.plugin(&live.record.game)?;
-        let view = self.render(&mut live, &plugin, None).await?;
+        let view = self.render(session, &mut live, &plugin, None).await?;
         let record = &live.record;
         Ok(Summary {
             game: record.game.clone(),
@@ -718,6 +941,7 @@ impl Sessions {
 
     async fn render(
         &self,
+        session: &str,
         live: &mut Live,
         plugin: &Plugin,
         player: Option<&str>,
@@ -725,10 +949,65 @@ impl Sessions {
         let Live {
             record,
             instance: kept,
+            ..
         } = live;
-        let call = instance_of(kept, plugin).await?.view(&record.state, player);
+        let call = self
+            .instance(session, kept, plugin)
+            .await?
+            .view(&record.state, player);
         let view = self.timed(&record.game, "view", call).await;
         faulting(view, kept)
+    }
+
+    /// The session's instance, created if it has none.
+    async fn instance<'a>(
+        &self,
+        session: &str,
+        kept: &'a mut Option<Kept>,
+        plugin: &Plugin,
+    ) -> Result<&'a mut Instance> {
+        if kept.is_none() {
+            *kept = Some(self.new_instance(session, plugin).await?);
+        }
+        Ok(kept.as_deref_mut().expect("just set"))
+    }
+
+    /// A new instance of `plugin` for `session`, counted; first, if the
+    /// host keeps `instances_kept_max` already, the least recently used
+    /// idle session lets its instance go.
+    async fn new_instance(&self, session: &str, plugin: &Plugin) -> Result<Kept> {
+        self.shed_instances();
+        let mut instance = plugin.instantiate().await.map_err(SessionError::Fault)?;
+        instance.serve_session(session, self.messages_max);
+        self.instances_kept.fetch_add(1, Ordering::SeqCst);
+        Ok(Kept {
+            instance,
+            counted: self.instances_kept.clone(),
+        })
+    }
+
+    /// Drops the instances of the least recently used idle sessions
+    /// until there is room for one more (their records stay; an instance
+    /// is made again at their next call). Sessions in use keep theirs.
+    fn shed_instances(&self) {
+        let max = self.config.instances_kept_max;
+        if self.instances_kept.load(Ordering::SeqCst) < max {
+            return;
+        }
+        let live = self.live.lock().expect("sessions map poisoned");
+        let mut idle: Vec<&Slot> = live.values().filter(|slot| slot.is_idle()).collect();
+        idle.sort_by_key(|slot| slot.last_used.load(Ordering::Relaxed));
+        for slot in idle {
+            if self.instances_kept.load(Ordering::SeqCst) < max {
+                break;
+            }
+            // Idle: nobody holds or waits for it, so this cannot fail.
+            if let Ok(mut guard) = slot.live.try_lock()
+                && let Some(live) = guard.as_mut()
+            {
+                live.instance = None;
+            }
+        }
     }
 
     /// A call into `game`'s plugin, timed and its faults counted.
@@ -782,6 +1061,7 @@ impl Sessions {
         session: &str,
         before: Option<u64>,
         record: &mut SessionRecord,
+        lease: &mut Option<Lease>,
     ) -> Result<()> {
         if record.outcome.is_some() {
             // A finished game drops its alarms.
@@ -793,7 +1073,7 @@ impl Sessions {
         {
             self.index_alarm(session, Some(due)).await?;
         }
-        self.store(session, record).await?;
+        self.store(session, record, lease).await?;
         match earliest {
             None if before.is_some() => {
                 if let Err(error) = self.index_alarm(session, None).await {
@@ -933,6 +1213,12 @@ impl Sessions {
                 let _ = self.index_alarm(session, None).await;
                 return;
             }
+            // Its owner fires it; if the owner dies, its lease runs out
+            // and this instance takes the session at the next look.
+            Err(SessionError::Elsewhere(_)) => {
+                let lease_ms = self.cluster.as_ref().map_or(1000, |c| c.lease_ms());
+                return self.schedule(session, now_ms() + lease_ms);
+            }
             Err(error) => return retry(&error),
         };
         let set_before = live.record.alarms.next_id;
@@ -945,11 +1231,13 @@ impl Sessions {
             };
             let mut next = live.record.clone();
             next.alarms = alarms.clone();
+            let mut messages = Vec::new();
             match self.run_alarm(&mut live, session, &alarm, alarms).await {
-                Ok(Some((turn, alarms))) => {
+                Ok(Some((turn, alarms, published))) => {
                     next.state = turn.state;
                     next.outcome = turn.outcome;
                     next.alarms = alarms;
+                    messages = published;
                 }
                 // Refused or faulted: the alarm is spent, the state stays.
                 Ok(None) => {}
@@ -961,10 +1249,18 @@ impl Sessions {
                 }
                 Err(error) => return retry(&error),
             }
-            if let Err(error) = self.persist(session, before, &mut next).await {
+            if let Err(error) = self
+                .persist(session, before, &mut next, &mut live.lease)
+                .await
+            {
                 return retry(&error);
             }
+            let changed = next.state != live.record.state || next.outcome != live.record.outcome;
             live.record = next;
+            if let Ok(plugin) = self.plugin(&live.record.game) {
+                self.announce(session, &mut live, &plugin, messages, changed, None)
+                    .await;
+            }
             fired += 1;
         }
         match live.record.alarms.earliest() {
@@ -977,29 +1273,39 @@ impl Sessions {
         }
     }
 
-    /// Calls the plugin's `on-alarm`: the next state and alarms, or `None`
-    /// if the plugin refused or faulted (the alarm is spent either way).
+    /// Calls the plugin's `on-alarm`: the next state and alarms and what
+    /// it published to the session, or `None` if the plugin refused or
+    /// faulted (the alarm is spent either way).
     async fn run_alarm(
         &self,
         live: &mut Locked,
         session: &str,
         alarm: &crate::wasm::Alarm,
         alarms: Alarms,
-    ) -> Result<Option<(crate::wasm::Turn, Alarms)>> {
+    ) -> Result<Option<(crate::wasm::Turn, Alarms, Vec<String>)>> {
         let plugin = self.plugin(&live.record.game)?;
         let Live {
             record,
             instance: kept,
+            lease,
         } = &mut **live;
-        let change = OpId::derived(&[b"alarm", session.as_bytes(), &alarm.id.to_be_bytes()]);
-        let instance = instance_of(kept, &plugin).await?;
+        let change = self.change_id(
+            &[b"alarm", session.as_bytes(), &alarm.id.to_be_bytes()],
+            *lease,
+        );
+        let instance = self.instance(session, kept, &plugin).await?;
         instance.lend_alarms(alarms);
         let call = instance.on_alarm(&record.state, &alarm.payload, change);
         let fired = self.timed(&record.game, "on_alarm", call).await;
-        let alarms = kept.as_mut().and_then(Instance::take_alarms);
+        let alarms = kept.as_deref_mut().and_then(Instance::take_alarms);
+        let messages = kept.as_deref_mut().map(Instance::take_messages);
         match faulting(fired, kept) {
             Ok(turn) => match self.check_state(&turn.state) {
-                Ok(()) => Ok(Some((turn, alarms.expect("handed back")))),
+                Ok(()) => Ok(Some((
+                    turn,
+                    alarms.expect("handed back"),
+                    messages.unwrap_or_default(),
+                ))),
                 Err(error) => {
                     tracing::warn!(session, alarm = alarm.id, %error, "an alarm's state was refused");
                     Ok(None)
@@ -1021,7 +1327,12 @@ impl Sessions {
         }
     }
 
-    async fn store(&self, session: &str, record: &mut SessionRecord) -> Result<()> {
+    async fn store(
+        &self,
+        session: &str,
+        record: &mut SessionRecord,
+        lease: &mut Option<Lease>,
+    ) -> Result<()> {
         // Tests fail the store after a plugin's writes went through.
         fail::fail_point!("session-store", |_| Err(SessionError::Storage(
             storage::Error::Unavailable("failpoint session-store".into())
@@ -1037,6 +1348,15 @@ impl Sessions {
         let ttl_ms = last_alarm.map_or(ttl_ms, |due| ttl_ms.max(due.saturating_sub(now) + 60_000));
         record.expires_at_ms = now.saturating_add(ttl_ms);
         let value = record.encode()?;
+        if let Some(cluster) = &self.cluster {
+            // Only under our lease, checked in the same step as the write.
+            let fence = lease.map(|l| l.fence).ok_or(SessionError::Moved)?;
+            *lease = cluster.store(session, fence, &value, ttl_ms).await?;
+            return match lease {
+                Some(_) => Ok(()),
+                None => Err(SessionError::Moved),
+            };
+        }
         let write = HotWrite::Set {
             key: record_key(session),
             value,
@@ -1076,19 +1396,27 @@ impl Sessions {
                             .try_lock_owned()
                             .expect("a new slot is unlocked");
                         live.insert(session.to_owned(), slot.clone());
-                        let creating = self.creating.load(Ordering::SeqCst);
-                        make_room(&mut live, self.config.live_max, creating);
                         (slot, Some(guard))
                     }
                 }
             };
             let mut guard = match loading {
-                Some(mut guard) => match self.load(session).await {
-                    Ok(record) => {
+                Some(mut guard) => match self.load_owned(session).await {
+                    Ok((record, lease)) => {
                         *guard = Some(Live {
                             record,
                             instance: None,
+                            lease,
                         });
+                        // Room is made for a session that is really here
+                        // (not one that turned out unknown, or owned
+                        // elsewhere in cluster mode).
+                        let evicted = {
+                            let mut live = self.live.lock().expect("sessions map poisoned");
+                            let creating = self.creating.load(Ordering::SeqCst);
+                            make_room(&mut live, self.config.live_max, creating)
+                        };
+                        self.release(evicted);
                         guard
                     }
                     Err(error) => {
@@ -1106,6 +1434,47 @@ impl Sessions {
                 self.forget(session, &slot);
                 continue;
             };
+            if let Some(cluster) = &self.cluster
+                && !live.lease.is_some_and(|lease| lease.is_valid())
+            {
+                match cluster.claim(session, false).await? {
+                    Claim::Ours(lease) => {
+                        if live.lease.map(|l| l.fence) != Some(lease.fence) {
+                            // Another instance may have changed it since:
+                            // what this one's sockets saw is not the story.
+                            self.hub.close(session);
+                            match self.load(session).await {
+                                Ok(record) => live.record = record,
+                                Err(error) => {
+                                    *guard = None;
+                                    drop(guard);
+                                    self.forget(session, &slot);
+                                    return Err(error);
+                                }
+                            }
+                            self.schedule_alarms(session, &live.record);
+                        }
+                        live.lease = Some(lease);
+                    }
+                    Claim::Held(owner) => {
+                        // Emptied, so whoever waits for it starts over; its
+                        // sockets reconnect, to be relayed to the owner.
+                        *guard = None;
+                        drop(guard);
+                        self.forget(session, &slot);
+                        self.hub.close(session);
+                        return Err(SessionError::Elsewhere(owner));
+                    }
+                    Claim::Missing => {
+                        // Expired from storage meanwhile.
+                        *guard = None;
+                        drop(guard);
+                        self.forget(session, &slot);
+                        self.hub.close(session);
+                        return Err(SessionError::UnknownSession);
+                    }
+                }
+            }
             if live.record.expires_at_ms <= now_ms() {
                 // Gone from storage already; its tokens die with it.
                 drop(guard);
@@ -1113,6 +1482,155 @@ impl Sessions {
                 return Err(SessionError::UnknownSession);
             }
             return Ok(Locked(guard));
+        }
+    }
+
+    /// Reads a session's record, first taking its lease in cluster mode
+    /// (so nobody changes it after the read).
+    async fn load_owned(&self, session: &str) -> Result<(SessionRecord, Option<Lease>)> {
+        let lease = match &self.cluster {
+            Some(cluster) => match cluster.claim(session, false).await? {
+                Claim::Ours(lease) => Some(lease),
+                Claim::Held(owner) => return Err(SessionError::Elsewhere(owner)),
+                Claim::Missing => return Err(SessionError::UnknownSession),
+            },
+            None => None,
+        };
+        let record = match self.load(session).await {
+            Ok(record) => record,
+            Err(error) => {
+                if let (Some(cluster), Some(lease)) = (&self.cluster, lease) {
+                    cluster.release(session, lease.fence).await;
+                }
+                return Err(error);
+            }
+        };
+        if lease.is_some() {
+            // Alarms another instance set are this one's to fire now.
+            self.schedule_alarms(session, &record);
+        }
+        Ok((record, lease))
+    }
+
+    fn schedule_alarms(&self, session: &str, record: &SessionRecord) {
+        if let Some(due) = record.alarms.earliest() {
+            self.schedule(session, due);
+        }
+    }
+
+    /// The id of a change made of `parts`; in cluster mode with the
+    /// lease's fence too, so a change made by an instance that lost the
+    /// lease midway and the one the next owner makes under the same action
+    /// number never share op ids.
+    fn change_id(&self, parts: &[&[u8]], lease: Option<Lease>) -> OpId {
+        match (self.cluster.is_some(), lease) {
+            (true, Some(lease)) => {
+                let fence = lease.fence.to_be_bytes();
+                let mut all = parts.to_vec();
+                all.push(&fence);
+                OpId::derived(&all)
+            }
+            _ => OpId::derived(parts),
+        }
+    }
+
+    /// In cluster mode: the instance that owns `session`, if it is not this
+    /// one (this one takes the lease if nobody holds it).
+    pub async fn owner_elsewhere(&self, session: &str) -> Result<Option<String>> {
+        if self.cluster.is_none() {
+            return Ok(None);
+        }
+        match self.lock(session).await {
+            Ok(_) => Ok(None),
+            Err(SessionError::Elsewhere(owner)) => Ok(Some(owner)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// In cluster mode: renews the leases of the sessions in memory every
+    /// quarter lease, so an instance keeps the sessions it serves, and
+    /// lets go of those it evicts.
+    pub fn start_leases(self: &Arc<Self>) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let sessions = Arc::downgrade(self);
+        let every = std::time::Duration::from_millis(cluster.lease_ms() / 4);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(this) = sessions.upgrade() else {
+                    return;
+                };
+                // Ids, not slots: a slot held here would not count as idle
+                // for eviction while the sweep goes on.
+                let ids: Vec<String> = {
+                    let live = this.live.lock().expect("sessions map poisoned");
+                    live.keys().cloned().collect()
+                };
+                for session in ids {
+                    let slot = {
+                        let live = this.live.lock().expect("sessions map poisoned");
+                        live.get(&session).cloned()
+                    };
+                    let Some(slot) = slot else {
+                        continue;
+                    };
+                    // A slot in use renews its lease when it stores.
+                    let Ok(mut guard) = slot.live.clone().try_lock_owned() else {
+                        continue;
+                    };
+                    let Some(live) = guard.as_mut() else {
+                        continue;
+                    };
+                    let Some(held) = live.lease else {
+                        continue;
+                    };
+                    match cluster.claim(&session, false).await {
+                        Ok(Claim::Ours(lease)) if lease.fence == held.fence => {
+                            live.lease = Some(lease);
+                        }
+                        // Lapsed and taken again: read again at its next
+                        // use; its sockets reconnect meanwhile.
+                        Ok(Claim::Ours(_)) => {
+                            live.lease = None;
+                            this.hub.close(&session);
+                        }
+                        // Owned elsewhere now (this instance was paused or
+                        // cut off past its lease), or gone: emptied, so the
+                        // next use starts over, and its sockets reconnect
+                        // (to be relayed to the owner).
+                        Ok(Claim::Held(_) | Claim::Missing) => {
+                            *guard = None;
+                            this.hub.close(&session);
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, session, "a lease could not be renewed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Lets go of the leases of evicted sessions.
+    fn release(&self, evicted: Vec<(String, Slot)>) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        for (session, slot) in evicted {
+            let fence = slot
+                .live
+                .try_lock()
+                .ok()
+                .and_then(|live| live.as_ref().and_then(|l| l.lease))
+                .map(|lease| lease.fence);
+            if let Some(fence) = fence {
+                // Out of memory here, it may be owned elsewhere next.
+                self.hub.close(&session);
+                let cluster = cluster.clone();
+                tokio::spawn(async move { cluster.release(&session, fence).await });
+            }
         }
     }
 
@@ -1150,7 +1668,9 @@ impl Sessions {
     fn reserve(&self) -> Reserved<'_> {
         let creating = self.creating.fetch_add(1, Ordering::SeqCst) + 1;
         let mut live = self.live.lock().expect("sessions map poisoned");
-        make_room(&mut live, self.config.live_max, creating);
+        let evicted = make_room(&mut live, self.config.live_max, creating);
+        drop(live);
+        self.release(evicted);
         Reserved(&self.creating)
     }
 
@@ -1163,35 +1683,30 @@ impl Sessions {
 /// fits in `live_max`, or no idle slot is left. Evicting an idle slot loses
 /// nothing: its record is durable, and nobody holds or waits for it (only
 /// the map holds it, and nobody can take it while we hold the map's lock).
-fn make_room(live: &mut HashMap<String, Slot>, live_max: usize, reserved: usize) {
+fn make_room(
+    live: &mut HashMap<String, Slot>,
+    live_max: usize,
+    reserved: usize,
+) -> Vec<(String, Slot)> {
+    let mut evicted = Vec::new();
     while live.len() + reserved > live_max {
         let oldest = live
             .iter()
             .filter(|(_, slot)| slot.is_idle())
             .min_by_key(|(_, slot)| slot.last_used.load(Ordering::Relaxed))
             .map(|(id, _)| id.clone());
-        match oldest {
-            Some(id) => live.remove(&id),
+        match oldest.and_then(|id| live.remove_entry(&id)) {
+            Some(slot) => evicted.push(slot),
             None => break,
-        };
+        }
     }
-}
-
-/// The session's instance, created if it has none.
-async fn instance_of<'a>(
-    instance: &'a mut Option<Instance>,
-    plugin: &Plugin,
-) -> Result<&'a mut Instance> {
-    if instance.is_none() {
-        *instance = Some(plugin.instantiate().await.map_err(SessionError::Fault)?);
-    }
-    Ok(instance.as_mut().expect("just set"))
+    evicted
 }
 
 /// Drops the instance after a fault: its memory may be half-updated.
 fn faulting<T>(
     result: std::result::Result<T, CallError>,
-    instance: &mut Option<Instance>,
+    instance: &mut Option<Kept>,
 ) -> Result<T> {
     if let Err(CallError::Fault(fault)) = &result {
         tracing::warn!(%fault, "plugin call failed; discarding its instance");
@@ -1200,7 +1715,8 @@ fn faulting<T>(
     result.map_err(SessionError::from)
 }
 
-fn record_key(session: &str) -> String {
+/// The key of a session's record in the host's namespace.
+pub(crate) fn record_key(session: &str) -> String {
     format!("session:{session}")
 }
 

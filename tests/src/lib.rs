@@ -128,6 +128,25 @@ impl TestHost {
     }
 }
 
+/// The `/metrics` text of the host at `address`.
+pub async fn metrics_text(address: SocketAddr) -> String {
+    reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("the host answers")
+        .text()
+        .await
+        .expect("a body")
+}
+
+/// The next event of a session's socket, within ten seconds; panics
+/// otherwise.
+pub async fn next_event(events: &mut hoard_bots::socket::Events) -> Value {
+    tokio::time::timeout(std::time::Duration::from_secs(10), events.event())
+        .await
+        .expect("an event within 10 s")
+        .expect("an event")
+}
+
 /// An HTTP response: status and JSON body.
 #[derive(Debug, Clone)]
 pub struct Reply {

@@ -138,3 +138,52 @@ async fn concurrent_actions_on_one_session_apply_one_at_a_time() {
     assert_eq!(summary.body["actions"], json!(200));
     host.stop().await;
 }
+
+/// With `sessions.instances_kept_max`, the least recently used idle
+/// sessions let their instances go: the host keeps no more than that, and
+/// a session that lost its instance plays on from its stored state with a
+/// fresh one (the probe's instance-wide count starts again), never another
+/// session's.
+#[tokio::test]
+async fn past_instances_kept_max_idle_sessions_give_up_their_instances() {
+    let host = TestHost::start_with(&[("probe", "probe")], |config| {
+        config.sessions.instances_kept_max = 2;
+    })
+    .await;
+    let api = host.api();
+    let mut players = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        let session = api.create("probe", json!({})).await;
+        players.push(api.join(&session, name).await);
+    }
+    let instances = || async {
+        let text = hoard_tests::metrics_text(host.address).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix("hoard_plugin_instances "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap()
+    };
+    assert!(instances().await <= 2);
+    let count = |player: hoard_tests::Player| async move {
+        player.act(&json!({"do": "count"})).await.body["view"]["last"].clone()
+    };
+    // a and b take turns: two instances suffice, and each keeps counting.
+    assert_eq!(count(players[0].clone()).await, json!(1));
+    assert_eq!(count(players[1].clone()).await, json!(1));
+    assert_eq!(count(players[0].clone()).await, json!(2));
+    assert_eq!(count(players[1].clone()).await, json!(2));
+    // c and d push them out; a comes back on a fresh instance, its state
+    // intact.
+    assert_eq!(count(players[2].clone()).await, json!(1));
+    assert_eq!(count(players[3].clone()).await, json!(1));
+    assert!(instances().await <= 2);
+    assert_eq!(
+        count(players[0].clone()).await,
+        json!(1),
+        "a fresh instance"
+    );
+    let view = players[0].view().await;
+    assert_eq!(view["players"][0]["name"], "a", "its state as stored");
+    assert!(instances().await <= 2);
+    host.stop().await;
+}

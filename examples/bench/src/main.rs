@@ -23,6 +23,7 @@
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run).
 
+mod baseline;
 mod games;
 mod outage;
 

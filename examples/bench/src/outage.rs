@@ -86,7 +86,7 @@ pub async fn outage(duration: Duration, queued_target: u64) {
     let redis_up = wait_for_redis(redis_port).await;
     let (drained, took, first) = drain(&layer, "hot", redis_up).await;
     let into_redis = drained as f64 / took.as_secs_f64();
-    let benchmark = redis_benchmark_set(redis_port);
+    let benchmark = crate::baseline::redis_benchmark_set(redis_port, 50);
     println!(
         "  drain into Redis    {drained:>7} ops in {:.2} s (first replay {:.0} ms after it answered): {into_redis:>8.0} ops/s",
         took.as_secs_f64(),
@@ -337,28 +337,4 @@ async fn redis_dbsize(port: u16) -> u64 {
         .query_async(&mut connection)
         .await
         .expect("DBSIZE")
-}
-
-/// `redis-benchmark -t set -c 50` against the same server: SETs per second.
-fn redis_benchmark_set(port: u16) -> Option<f64> {
-    let output = Command::new("redis-benchmark")
-        .args([
-            "-p",
-            &port.to_string(),
-            "-t",
-            "set",
-            "-c",
-            "50",
-            "-n",
-            "200000",
-        ])
-        .args(["-r", "100000", "-q"])
-        .output()
-        .ok()?;
-    // "SET: 81234.56 requests per second, p50=0.311 msec"
-    String::from_utf8_lossy(&output.stdout)
-        .split(['\r', '\n'])
-        .filter_map(|line| line.trim().strip_prefix("SET: "))
-        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
-        .next_back()
 }

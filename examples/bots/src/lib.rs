@@ -7,6 +7,8 @@
 //!   take the stairs down ([`roguelike::choose`] decides from a view alone).
 //! - [`tabletop`]: a GM who places tokens and a hidden goblin, and players
 //!   who move their tokens, roll dice and chat.
+//! - [`socket`]: a session's events over its WebSocket, and actions sent
+//!   on it.
 //!
 //! `cargo run -p hoard-bots -- --help` runs them against a host.
 
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 
 pub mod hokm;
 pub mod roguelike;
+pub mod socket;
 pub mod tabletop;
 
 /// A hoard host, as a client sees it.

@@ -9,6 +9,8 @@
 //! - `POST /admin/v1/queue/dead-letters/{capability}/{id}/retry`: queue the
 //!   op again, at the end.
 //! - `DELETE /admin/v1/queue/dead-letters/{capability}/{id}`: drop it.
+//! - `GET /admin/v1/cluster`: the instances that heartbeat lately (cluster
+//!   mode), each with its URL, age of its last beat, sessions and sockets.
 
 use super::routes::{Reply, bearer, ok};
 use super::{ApiError, Server};
@@ -35,6 +37,27 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
         )
     };
     match (&method, segments.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["cluster"]) => {
+            let Some(cluster) = server.app.cluster() else {
+                return ok(json!({"enabled": false, "instances": []}));
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let members = cluster.read_members().await?;
+            let instances: Vec<_> = members
+                .iter()
+                .map(|m| {
+                    json!({
+                        "id": m.id, "url": m.url, "this": m.id == cluster.id(),
+                        "up_ms": now.saturating_sub(m.started_ms),
+                        "last_beat_ms_ago": now.saturating_sub(m.beat_ms),
+                        "live_sessions": m.live_sessions, "sockets": m.sockets,
+                    })
+                })
+                .collect();
+            ok(json!({"enabled": true, "instance": cluster.id(), "instances": instances}))
+        }
         (&Method::GET | &Method::HEAD, ["queue"]) => {
             let health = resilience.map(|r| r.health()).unwrap_or_default();
             let capabilities: Vec<_> = health

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio::time::Sleep;
 
 /// Who a client is, for connection limits and rate limits: its IPv4
@@ -30,6 +31,26 @@ pub fn client_of(address: IpAddr) -> IpAddr {
                 IpAddr::V6(Ipv6Addr::from(prefix))
             }
         },
+    }
+}
+
+/// What an open connection holds: its place among all connections and
+/// among its client's, and the shutdown's count of connections still open.
+/// A WebSocket upgraded from the connection keeps it until it closes.
+#[derive(Clone)]
+pub(super) struct Held(
+    #[allow(dead_code)] Arc<(OwnedSemaphorePermit, Option<Counted>, mpsc::Sender<()>)>,
+);
+
+impl Held {
+    /// `counted` is `None` for a peer instance, which is not counted per
+    /// client.
+    pub(super) fn new(
+        permit: OwnedSemaphorePermit,
+        counted: Option<Counted>,
+        open: mpsc::Sender<()>,
+    ) -> Self {
+        Held(Arc::new((permit, counted, open)))
     }
 }
 

@@ -23,6 +23,8 @@ pub struct ApiError {
     /// Close the connection after answering: the request's body was not
     /// read to its end.
     pub close: bool,
+    /// One more header the answer carries (426's `Upgrade`, say).
+    pub header: Option<(&'static str, &'static str)>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             retry_after_s: None,
             allow: None,
             close: false,
+            header: None,
         }
     }
 
@@ -45,6 +48,11 @@ impl ApiError {
 
     pub fn allow(mut self, methods: &'static str) -> Self {
         self.allow = Some(methods);
+        self
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &'static str) -> Self {
+        self.header = Some((name, value));
         self
     }
 
@@ -182,6 +190,12 @@ impl From<SessionError> for ApiError {
                 )
             }
             SessionError::Storage(error) => error.into(),
+            SessionError::Elsewhere(_) | SessionError::Moved => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "moved",
+                "the session moved to another instance; nothing was changed, try again",
+            )
+            .retry_after(std::time::Duration::from_secs(1)),
         }
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! [`Sessions`]: crate::session::Sessions
 
+use super::connection::Held;
 use super::rate::Limited;
 use super::{ApiError, Server};
 use crate::accounts::Account;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(super) type Reply = Result<Response<Full<Bytes>>, ApiError>;
@@ -29,16 +31,28 @@ pub(super) type Reply = Result<Response<Full<Bytes>>, ApiError>;
 /// degraded (a backend down, or writes waiting to replay), and is timed for
 /// `/metrics`.
 pub(super) async fn handle(
-    server: &Server,
+    server: &Arc<Server>,
     client: IpAddr,
     request: Request<Incoming>,
+    held: Held,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let name = Route::of(request.uri().path()).map_or("not_found", Route::name);
-    let mut response = match route(server, client, request).await {
+    let route = Route::of(request.uri().path());
+    let name = route.map_or("not_found", Route::name);
+    if let Some(session) = route.and_then(Route::session) {
+        tracing::Span::current().record("session", session);
+    }
+    let mut response = match route_request(server, client, request, held).await {
         Ok(response) => response,
         Err(error) => error_response(error),
     };
+    if let Some(cluster) = server.app.cluster()
+        && !response.headers().contains_key(HOARD_INSTANCE)
+        && let Ok(id) = HeaderValue::from_str(cluster.id())
+    {
+        // Which instance answered (a forwarded answer names its owner).
+        response.headers_mut().insert(HOARD_INSTANCE, id);
+    }
     if let Some(resilience) = server.app.resilience() {
         let degraded = resilience.degraded();
         if !degraded.is_empty()
@@ -53,6 +67,9 @@ pub(super) async fn handle(
         .http_request(name, response.status().as_u16(), started.elapsed());
     response
 }
+
+/// Names the instance that answered, in cluster mode.
+const HOARD_INSTANCE: &str = "hoard-instance";
 
 /// Tells players which storage runs degraded, as seed 001's "player
 /// notification" asks: writes are kept, but may reach their backend late.
@@ -76,6 +93,9 @@ pub(super) fn error_response(error: ApiError) -> Response<Full<Bytes>> {
     if error.close {
         headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    if let Some((name, value)) = error.header {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
     response
 }
 
@@ -92,6 +112,7 @@ enum Route<'a> {
     Join(&'a str),
     Actions(&'a str),
     View(&'a str),
+    Events(&'a str),
     Register,
     Login,
     Me,
@@ -115,6 +136,7 @@ impl<'a> Route<'a> {
             ["v1", "sessions", id, "join"] => Route::Join(id),
             ["v1", "sessions", id, "actions"] => Route::Actions(id),
             ["v1", "sessions", id, "view"] => Route::View(id),
+            ["v1", "sessions", id, "events"] => Route::Events(id),
             ["v1", "accounts"] => Route::Register,
             ["v1", "login"] => Route::Login,
             ["v1", "accounts", "me"] => Route::Me,
@@ -135,10 +157,23 @@ impl<'a> Route<'a> {
             Route::Join(_) => "join",
             Route::Actions(_) => "actions",
             Route::View(_) => "view",
+            Route::Events(_) => "events",
             Route::Register => "register",
             Route::Login => "login",
             Route::Me => "account",
             Route::Rpc(..) => "rpc",
+        }
+    }
+
+    /// The session the route names, if it names one.
+    fn session(self) -> Option<&'a str> {
+        match self {
+            Route::Session(id)
+            | Route::Join(id)
+            | Route::Actions(id)
+            | Route::View(id)
+            | Route::Events(id) => Some(id),
+            _ => None,
         }
     }
 
@@ -167,7 +202,12 @@ impl<'a> Route<'a> {
     }
 }
 
-async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> Reply {
+async fn route_request(
+    server: &Arc<Server>,
+    client: IpAddr,
+    request: Request<Incoming>,
+    held: Held,
+) -> Reply {
     let path = request.uri().path().to_owned();
     let Some(route) = Route::of(&path) else {
         return Err(ApiError::new(
@@ -188,13 +228,24 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
     check_codings(request.headers())?;
     let app = &server.app;
     let sessions = app.sessions();
+    if let Route::Join(_) = route {
+        // Here, where the client came in, even if the owner is elsewhere.
+        limit(server, Limited::Join, client)?;
+    }
+    if let Some(id) = route.session()
+        && let Some(owner) = sessions.owner_elsewhere(id).await?
+    {
+        return super::forward::forward(server, client, &owner, request, held).await;
+    }
     match route {
         Route::Health => ok(json!({"status": "ok"})),
         Route::Ready => ready(server).await,
         Route::Metrics => {
-            let text = app
-                .metrics()
-                .render(sessions.live_count(), app.resilience().map(|r| &**r));
+            let text = app.metrics().render(
+                sessions.live_count(),
+                sessions.instances_kept(),
+                app.resilience().map(|r| &**r),
+            );
             let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
@@ -235,7 +286,6 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
             }))
         }
         Route::Join(id) => {
-            limit(server, Limited::Join, client)?;
             // An account's token seats the account; none seats a guest.
             let account = account_of(app, request.headers()).await?;
             let body: JoinRequest = read_json(server, request).await?;
@@ -335,6 +385,7 @@ async fn route(server: &Server, client: IpAddr, request: Request<Incoming>) -> R
             let token = bearer(request.headers())?;
             ok(json!({"view": raw(sessions.view(id, &token).await?)?}))
         }
+        Route::Events(id) => super::socket::upgrade(server, client, id, request, held).await,
     }
 }
 
@@ -381,13 +432,18 @@ fn fairness(fairness: &Fairness) -> serde_json::Value {
     })
 }
 
-fn limit(server: &Server, call: Limited, client: IpAddr) -> Result<(), ApiError> {
+pub(super) fn limit(server: &Server, call: Limited, client: IpAddr) -> Result<(), ApiError> {
+    if server.app.cluster().is_some_and(|c| c.is_peer(client)) {
+        // Forwarded by another instance, which limited it where it came in.
+        return Ok(());
+    }
     server.rate_limits.check(call, client).map_err(|wait| {
         let what = match call {
             Limited::Create => "sessions created",
             Limited::Join => "joins",
             Limited::Register => "registrations",
             Limited::Login => "login attempts",
+            Limited::Socket => "sockets opened",
         };
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -20,6 +20,32 @@ impl InstanceData {
     fn check_key(&self, what: &'static str, key: &str) -> Result<()> {
         self.storage.limits.check_key(what, key)
     }
+
+    /// Keeps a message to the session's sockets, sent once the call's
+    /// change is stored: JSON as it is, other UTF-8 text as a JSON string.
+    fn keep_for_session(&mut self, channel: String, message: Vec<u8>) -> Result<()> {
+        let write = HotWrite::Publish { channel, message };
+        self.storage.limits.check_hot(&write)?;
+        let HotWrite::Publish { message, .. } = write else {
+            unreachable!("built above")
+        };
+        if self.messages.len() >= self.messages_max {
+            return Err(Error::LimitExceeded {
+                what: "session-messages",
+                max: self.messages_max as u64,
+                actual: self.messages.len() as u64 + 1,
+            });
+        }
+        let text = String::from_utf8(message)
+            .map_err(|_| Error::invalid("message", "a message to a session is UTF-8 text"))?;
+        let json = if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+            text
+        } else {
+            serde_json::Value::String(text).to_string()
+        };
+        self.messages.push(json);
+        Ok(())
+    }
 }
 
 /// A store returned the wrong kind of result for a write: a host bug.
@@ -159,6 +185,11 @@ impl Host for InstanceData {
     }
 
     async fn publish(&mut self, channel: String, message: Vec<u8>) -> Result<()> {
+        if self.session_channel.is_some()
+            && (channel == "session" || self.session_channel.as_ref() == Some(&channel))
+        {
+            return self.keep_for_session(channel, message);
+        }
         self.hot_write(HotWrite::Publish { channel, message })
             .await
             .map(drop)

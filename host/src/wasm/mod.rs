@@ -191,6 +191,13 @@ pub struct InstanceData {
     /// The alarms of the session the call in progress works on; `None`
     /// outside a session's call.
     alarms: Option<Alarms>,
+    /// For an instance serving a session: the channel (`session:<id>`)
+    /// whose messages go to that session's sockets.
+    session_channel: Option<String>,
+    /// Messages the call in progress published on `session_channel`, as
+    /// JSON, delivered once its change is stored.
+    messages: Vec<String>,
+    messages_max: usize,
 }
 
 /// How a call names its writes. Within a change of a session (an action, a
@@ -472,6 +479,9 @@ impl Plugin {
             suspended: suspended.clone(),
             op_ids: OpIds::Random,
             alarms: None,
+            session_channel: None,
+            messages: Vec::new(),
+            messages_max: 0,
         };
         let mut store = Store::new(self.pre.engine(), data);
         store.limiter(|data| &mut data.limits);
@@ -512,6 +522,7 @@ impl Instance {
         let lent = self.lent.take();
         let data = self.store.data_mut();
         data.alarms = lent;
+        data.messages.clear();
         data.call_started = Instant::now();
         data.op_ids = match change {
             Some(change) => OpIds::Derived { change, next: 0 },
@@ -530,6 +541,29 @@ impl Instance {
     /// The alarms lent to the last call, as it left them.
     pub fn take_alarms(&mut self) -> Option<Alarms> {
         self.store.data_mut().alarms.take()
+    }
+
+    /// Makes this the instance of `session`: what its calls publish on the
+    /// channel `session:<session>`, or just `session` (at most
+    /// `messages_max` per call), is kept for [`Instance::take_messages`]
+    /// instead of going to hot storage.
+    pub fn serve_session(&mut self, session: &str, messages_max: usize) {
+        let data = self.store.data_mut();
+        data.session_channel = Some(format!("session:{session}"));
+        data.messages_max = messages_max;
+    }
+
+    /// How many storage writes the last call made.
+    pub fn writes_made(&self) -> u32 {
+        match self.store.data().op_ids {
+            OpIds::Derived { next, .. } => next,
+            OpIds::Random => 0,
+        }
+    }
+
+    /// What the last call published to its session, in order (JSON).
+    pub fn take_messages(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.store.data_mut().messages)
     }
 
     /// A fault, told apart by which of the call's time limits stopped it.

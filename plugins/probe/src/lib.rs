@@ -166,6 +166,9 @@ fn run(action: &Action) -> Result<Value, GameError> {
             timed(|| hot::set(key, action.value.as_bytes(), action.ttl_ms)).map(|()| json!("ok"))
         }
         "hot-delete" => hot::delete(key).map(|existed| json!(existed)),
+        // `key` is the channel: `session:<id>` reaches that session's
+        // sockets when it is the session being played.
+        "publish" => hot::publish(key, action.value.as_bytes()).map(|()| json!("published")),
         "hot-get-forever" => loop {
             // Each read waits on storage; the host's wall-time limit ends it.
             std::hint::black_box(hot::get(key).ok());

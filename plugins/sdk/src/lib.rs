@@ -23,6 +23,8 @@
 //! - [`WriteBehind`]: a hot value copied to cold by an alarm every few
 //!   seconds.
 //! - [`alarms`] and [`TurnClock`]: call me back on this session later.
+//! - [`tell_session`]: a message to the session's WebSockets (chat,
+//!   effects) that is not part of its state.
 //! - [`Router`]: `rpc` calls dispatched by name to handlers on typed input.
 //! - [`Rng`]: random numbers from the session's seed, so a session replays.
 //!
@@ -94,6 +96,17 @@ impl From<types::Error> for GameError {
     fn from(error: types::Error) -> Self {
         GameError::Storage(error)
     }
+}
+
+/// Sends `message` to the WebSockets of the session being played: every
+/// player and spectator connected gets it as a `message` event, in order
+/// with the session's changes, once the current call's change is stored (a
+/// call that fails sends nothing). For what is not part of the state:
+/// chat, effects, sounds. Only during a call on a session (`join`, `act`,
+/// `on-alarm`); it publishes on the channel `session` (see `hot::publish`).
+pub fn tell_session(message: &impl serde::Serialize) -> Result<(), GameError> {
+    let json = serde_json::to_vec(message).map_err(|e| misfit("message", "the message", e))?;
+    Ok(hot::publish("session", &json)?)
 }
 
 /// A storage error naming an argument at fault.

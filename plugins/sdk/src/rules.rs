@@ -41,6 +41,17 @@ pub trait Rules {
         action: Self::Action<'_>,
     ) -> Result<Option<Value>, GameError>;
 
+    /// An action that needs no state (an echo, a shout to the room with
+    /// [`tell_session`](crate::tell_session)): answered before the state
+    /// is decoded, which stays as it was. `None` (the default) sends the
+    /// action on to [`Rules::act`]. A room whose state is large answers
+    /// such actions here without paying to decode it, and the host, seeing
+    /// nothing changed, stores nothing.
+    fn act_stateless(player: &str, action: &Self::Action<'_>) -> Option<Result<(), GameError>> {
+        let _ = (player, action);
+        None
+    }
+
     /// What `player` may see (`None`: a spectator).
     fn view(state: &Self::State, player: Option<&str>) -> Value;
 
@@ -106,8 +117,15 @@ pub mod glue {
         player: String,
         action: String,
     ) -> Result<Turn, GameError> {
-        let mut state = R::decode(&state)?;
         let action = serde_json::from_str(&action).map_err(|e| malformed("bad_action", e))?;
+        if let Some(answer) = R::act_stateless(&player, &action) {
+            answer?;
+            return Ok(Turn {
+                state,
+                outcome: None,
+            });
+        }
+        let mut state = R::decode(&state)?;
         let outcome = R::act(&mut state, &player, action)?;
         Ok(turn::<R>(&state, outcome))
     }

@@ -2,7 +2,7 @@
 //! around them the templates (cold records read through a hot cache) and
 //! the audit log of every roll (a cold history stream per room).
 
-use crate::room::{Action, Attack, Config, Roll, Room, StatBlock};
+use crate::room::{Action, Attack, Config, Roll, Room, StatBlock, check_message};
 use hoard_sdk::rpc::{Empty, object, within};
 use hoard_sdk::{
     Cache, GameError, History, Info, Install, Player, Records, Router, Rules, Session, cold,
@@ -161,6 +161,20 @@ impl Rules for Tabletop {
             log.append(roll)?;
         }
         Ok(room.outcome())
+    }
+
+    /// An echo and a shout need no room: the room's state (kilobytes of
+    /// JSON) is not even read for them.
+    fn act_stateless(player: &str, action: &Action) -> Option<Result<(), GameError>> {
+        match action {
+            Action::Echo { text } => Some(check_message(text).map_err(GameError::from)),
+            Action::Shout { text } => Some(
+                check_message(text)
+                    .map_err(GameError::from)
+                    .and_then(|()| hoard_sdk::tell_session(&json!({"shout": text, "by": player}))),
+            ),
+            _ => None,
+        }
     }
 
     fn view(room: &Room, player: Option<&str>) -> Value {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 
-pub const PLAYERS_MAX: usize = 8;
+pub const PLAYERS_MAX: usize = 10;
 pub const SIDE_MAX: u16 = 100;
 pub const TOKENS_MAX: usize = 200;
 pub const NAME_MAX_CHARS: usize = 40;
@@ -167,6 +167,16 @@ pub enum Action {
     Chat {
         text: String,
     },
+    /// Answered to its sender alone; nothing changes (a round trip a
+    /// client can time).
+    Echo {
+        text: String,
+    },
+    /// Said to everyone in the room now, as a message on the room's
+    /// sockets; not kept in the chat.
+    Shout {
+        text: String,
+    },
     /// GM: whether players may move every token.
     FreeMovement {
         allowed: bool,
@@ -190,6 +200,12 @@ fn dice_refusal(error: DiceError) -> Refusal {
         DiceError::Malformed(message) => malformed("bad_dice", message),
         DiceError::TooLarge(message) => malformed("dice_too_large", message),
     }
+}
+
+/// A chat line, an echo or a shout: 1 to [`CHAT_MAX_CHARS`] characters,
+/// no control characters.
+pub fn check_message(text: &str) -> Result<(), Refusal> {
+    check_text("a message", text, CHAT_MAX_CHARS)
 }
 
 /// A name a player gives: 1 to [`NAME_MAX_CHARS`] characters, no control
@@ -431,7 +447,7 @@ impl Room {
                 attack,
             } => self.attack(player, &token, &target, &attack),
             Action::Chat { text } => {
-                check_text("a message", &text, CHAT_MAX_CHARS)?;
+                check_message(&text)?;
                 self.messages += 1;
                 if self.chat.len() == CHAT_KEPT {
                     self.chat.pop_front();
@@ -441,6 +457,12 @@ impl Room {
                     by: player.to_owned(),
                     text,
                 });
+                Ok(Vec::new())
+            }
+            // The plugin answers these before the room is read; here they
+            // change nothing either.
+            Action::Echo { text } | Action::Shout { text } => {
+                check_message(&text)?;
                 Ok(Vec::new())
             }
             Action::FreeMovement { allowed } => {
