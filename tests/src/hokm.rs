@@ -380,3 +380,38 @@ pub async fn play_game(api: &Api, seed: u64) -> Played {
         }
     }
 }
+
+/// Issue 12's reproduction: with seed 13 and spades trump, the last trick
+/// of these actions is 2H led by seat 0, then AD, KD, 8D. Nobody followed
+/// hearts and nobody trumped, so the led two takes it: seat 0.
+pub async fn a_led_two_takes_the_trick(api: &Api) {
+    let session = api.create("hokm", json!({"seed": 13})).await;
+    let mut players = Vec::new();
+    for name in ["north", "west", "south", "east"] {
+        players.push(api.join(&session, name).await);
+    }
+    let script = "1:S 1:QD 2:2D 3:TD 0:5D 1:7H 2:QH 3:4H 0:8H 2:3H 3:9H 0:6H 1:JH \
+                  1:5H 2:5S 3:9S 0:KH 3:8S 0:AS 1:QS 2:JS 0:2H 1:AD 2:KD 3:8D";
+    let mut last = Value::Null;
+    for step in script.split_whitespace() {
+        let (seat, action) = step.split_once(':').expect("seat:action");
+        let action = if action.len() == 1 {
+            json!({"type": "trump", "suit": action})
+        } else {
+            json!({"type": "play", "card": action})
+        };
+        let reply = players[seat.parse::<usize>().expect("a seat")]
+            .act(&action)
+            .await;
+        assert_eq!(reply.status, 200, "{step}: {:?}", reply.body);
+        last = reply.body["view"]["last_trick"].clone();
+    }
+    let plays: Vec<_> = last["plays"]
+        .as_array()
+        .expect("the last trick's plays")
+        .iter()
+        .map(|p| format!("{}:{}", p["seat"], p["card"].as_str().expect("a card")))
+        .collect();
+    assert_eq!(plays, ["0:2H", "1:AD", "2:KD", "3:8D"]);
+    assert_eq!(last["winner"], 0, "the led two takes the trick");
+}

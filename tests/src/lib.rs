@@ -399,6 +399,19 @@ impl HostProcess {
         HostProcess { child, port }
     }
 
+    /// Starts another server's `command` that listens on `port` (the
+    /// benchmark's native baseline, say) and waits until it answers
+    /// `/healthz`.
+    pub async fn start_command(mut command: std::process::Command, port: u16) -> HostProcess {
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let host = HostProcess { child, port };
+        host.wait_until_up().await;
+        host
+    }
+
     /// As [`HostProcess::start`], logging all of hoard's own events (`RUST_LOG=hoard=trace,info`) to
     /// the file `log`, for tests that read what the host logs.
     pub async fn start_logging(

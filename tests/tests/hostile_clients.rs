@@ -298,7 +298,10 @@ async fn stalls_beyond_the_limits_do_not_stop_others() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         left = host_connections(address.port());
     }
-    assert!(left.is_empty(), "the host still holds connections from {left:?}");
+    assert!(
+        left.is_empty(),
+        "the host still holds connections from {left:?}"
+    );
     drop(kept_open);
     assert_eq!(host.api().get("/healthz").await.status, 200);
     host.stop().await;

@@ -21,20 +21,18 @@
 //! this binary started again as `hoard-load serve --config FILE`.
 
 mod baseline;
+mod players;
+mod process;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use players::{Samples, Socket, Table, connect, connect_table, drive, next_json, seat_table};
+use process::{HostProcess, free_port};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("serve") {
@@ -154,15 +152,7 @@ impl Services {
             r#"
 [server]
 listen = "127.0.0.1:{port}"
-connections_max = 30000
-connections_per_client_max = 30000
-[server.creates_per_client]
-per_minute = 1000000
-burst = 100000
-[server.joins_per_client]
-per_minute = 1000000
-burst = 100000
-[storage]
+{limits}[storage]
 hot = "redis"
 cold = "postgres"
 require_durable = false
@@ -181,12 +171,6 @@ instances_max = 2100
 live_max = 2000
 instances_kept_max = {kept}
 client_seeds = true
-[realtime.actions_per_player]
-per_minute = 10000000
-burst = 100000
-[realtime.sockets_per_client]
-per_minute = 10000000
-burst = 100000
 [cluster]
 enabled = {cluster}
 instance_id = "{id}"
@@ -196,6 +180,7 @@ heartbeat_ms = 500
 name = "{plugin}"
 path = {plugin_path:?}
 "#,
+            limits = process::ONE_CLIENT_FOR_MANY,
             prefix = self.prefix,
             database = self.database,
             outbox = self.dir.path().join(format!("{id}-{port}-outbox.sled")),
@@ -203,298 +188,6 @@ path = {plugin_path:?}
         std::fs::write(&path, text).expect("a config file");
         path
     }
-}
-
-/// A host process (this binary as `serve`), killed when dropped.
-struct HostProcess {
-    child: Child,
-    port: u16,
-}
-
-impl HostProcess {
-    async fn start(config: &Path, port: u16) -> Result<HostProcess> {
-        let child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let host = HostProcess { child, port };
-        for _ in 0..400 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return Ok(host);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!("the host on port {port} did not come up")
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Resident memory, bytes.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    }
-
-    /// CPU time used so far, seconds (user + system).
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // Fields after the name: state is 0, utime 11, stime 12.
-        (ticks(11) + ticks(12)) / 100.0
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A client socket on `session`'s events: hello, welcome, the first
-/// (full) state. Small buffers: the generator holds thousands.
-async fn connect(base: &str, session: &str, token: &str) -> Result<(Socket, Value)> {
-    let url = format!(
-        "{}/v1/sessions/{session}/events",
-        base.replacen("http", "ws", 1)
-    );
-    let config = WebSocketConfig::default()
-        .read_buffer_size(2048)
-        .write_buffer_size(0);
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true).await?;
-    let hello = json!({"type": "hello", "token": token});
-    socket.send(Message::Text(hello.to_string().into())).await?;
-    let mut first = None;
-    while first.is_none() {
-        let frame = next_json(&mut socket).await?;
-        if frame["type"] == "state" {
-            first = Some(frame);
-        }
-    }
-    Ok((socket, first.expect("set above")))
-}
-
-async fn next_json<S>(socket: &mut S) -> Result<Value>
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text)?),
-            Some(Ok(Message::Close(frame))) => bail!("closed: {frame:?}"),
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => return Err(error.into()),
-            None => bail!("the socket ended"),
-        }
-    }
-}
-
-/// Latency samples, in microseconds.
-#[derive(Default)]
-struct Samples(Vec<u32>);
-
-impl Samples {
-    fn add(&mut self, took: Duration) {
-        self.0.push(took.as_micros().min(u32::MAX as u128) as u32);
-    }
-
-    fn merge(&mut self, other: Samples) {
-        self.0.extend(other.0);
-    }
-
-    /// The `p`th percentile, in milliseconds.
-    fn ms(&mut self, p: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        self.0.sort_unstable();
-        let at = ((self.0.len() as f64 * p / 100.0).ceil() as usize).clamp(1, self.0.len()) - 1;
-        f64::from(self.0[at]) / 1000.0
-    }
-}
-
-/// One Hokm table: its session and its four players' sockets and views.
-struct Table {
-    sockets: Vec<Socket>,
-    views: Vec<Value>,
-    /// Every base URL the table's sockets and requests may use.
-    bases: Vec<String>,
-}
-
-/// Seats four guests at a new table on `create_at` and connects each
-/// player's socket to `bases[seat % len]`.
-async fn hokm_table(
-    http: &reqwest::Client,
-    create_at: &str,
-    bases: &[String],
-    seed: u64,
-) -> Result<Table> {
-    let (session, tokens) = seat_table(http, create_at, seed).await?;
-    connect_table(bases, &session, &tokens).await
-}
-
-/// A new Hokm session on `create_at` with four guests seated: its id and
-/// their tokens.
-async fn seat_table(
-    http: &reqwest::Client,
-    create_at: &str,
-    seed: u64,
-) -> Result<(String, Vec<String>)> {
-    let created: Value = http
-        .post(format!("{create_at}/v1/games/hokm/sessions"))
-        .json(&json!({"seed": seed}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let session = created["session"].as_str().context("a session")?.to_owned();
-    let mut tokens = Vec::new();
-    for name in ["n", "e", "s", "w"] {
-        let joined: Value = http
-            .post(format!("{create_at}/v1/sessions/{session}/join"))
-            .json(&json!({"name": name}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        tokens.push(joined["token"].as_str().context("a token")?.to_owned());
-    }
-    Ok((session, tokens))
-}
-
-/// Connects the four players of a seated table, each to
-/// `bases[seat % len]`.
-async fn connect_table(bases: &[String], session: &str, tokens: &[String]) -> Result<Table> {
-    let mut sockets = Vec::new();
-    let mut views = Vec::new();
-    for (seat, token) in tokens.iter().enumerate() {
-        let (socket, first) = connect(&bases[seat % bases.len()], session, token).await?;
-        sockets.push(socket);
-        views.push(first["view"].clone());
-    }
-    Ok(Table {
-        sockets,
-        views,
-        bases: bases.to_vec(),
-    })
-}
-
-/// What a table's driver measured.
-#[derive(Default)]
-struct Played {
-    actions: u64,
-    latency: Samples,
-}
-
-/// Plays `table` until `until`, one action at a time, each `pace` apart
-/// (none: as fast as it can); each action's latency to each player's
-/// event. A finished game is replaced by a new table.
-async fn drive(
-    mut table: Table,
-    http: reqwest::Client,
-    pace: Option<Duration>,
-    until: Instant,
-    seed: u64,
-) -> Result<Played> {
-    let mut played = Played::default();
-    let mut next_id = 0u64;
-    let mut games = 0;
-    if let Some(pace) = pace {
-        // Tables out of step, as players are: not all at once each beat.
-        let offset = seed.wrapping_mul(7919) % pace.as_micros().max(1) as u64;
-        tokio::time::sleep(Duration::from_micros(offset)).await;
-    }
-    while Instant::now() < until {
-        if table.views[0]["winner_team"].is_number() || table.views[0]["phase"] == "finished" {
-            games += 1;
-            let bases = table.bases.clone();
-            table = hokm_table(
-                &http,
-                &bases[games % bases.len()],
-                &bases,
-                seed + games as u64,
-            )
-            .await?;
-            continue;
-        }
-        let turn = table.views[0]["turn"].as_u64().context("whose turn")? as usize;
-        let action = hoard_bots::hokm::choose(&table.views[turn])?;
-        next_id += 1;
-        let frame = json!({"type": "act", "id": next_id, "action": action});
-        let sent = Instant::now();
-        table.sockets[turn]
-            .send(Message::Text(frame.to_string().into()))
-            .await?;
-        let reads = table
-            .sockets
-            .iter_mut()
-            .enumerate()
-            .map(|(seat, socket)| async move {
-                let mut view = None;
-                let mut replied = seat != turn;
-                let mut arrived = sent;
-                while view.is_none() || !replied {
-                    let frame = next_json(socket).await?;
-                    match frame["type"].as_str() {
-                        Some("state") => {
-                            arrived = Instant::now();
-                            view = Some(frame["view"].clone());
-                        }
-                        Some("reply") => replied = true,
-                        Some("error") => bail!("refused: {frame}"),
-                        _ => {}
-                    }
-                }
-                Ok::<_, anyhow::Error>((arrived - sent, view.expect("set")))
-            });
-        for (seat, result) in futures_util::future::join_all(reads)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            let (took, view) = result?;
-            played.latency.add(took);
-            table.views[seat] = view;
-        }
-        played.actions += 1;
-        if let Some(pace) = pace {
-            tokio::time::sleep(pace.saturating_sub(sent.elapsed())).await;
-        }
-    }
-    Ok(played)
 }
 
 /// Sets up `count` tables over `hosts` (created round-robin; sockets
@@ -548,7 +241,7 @@ async fn play(
                 table,
                 http.clone(),
                 pace,
-                until,
+                (started, until),
                 50_000 + n as u64 * 100,
             ))
         })

@@ -4,8 +4,11 @@
 //! (a) plugin call overhead per Hokm action: the wasm plugin on its
 //!     session's instance, a fresh instance per call, and the same rules
 //!     called natively;
-//! (b) HTTP action round trips (p50, p99, actions/s) on loopback with 1, 16
-//!     and 256 concurrent sessions, every action durably stored;
+//! (b) the action path against a hand-written server: hoard and
+//!     `hokm-native` (the same Hokm rules natively, hyper, sled, a group
+//!     commit) driven alike over HTTP and WebSockets at 1, 16 and 256
+//!     concurrent sessions: actions/s, round trips and server CPU per
+//!     action, and the ratios (see `versus`);
 //! (c) durable offline writes per second and ack p99 at 1 and 64 writers,
 //!     beside sled's own unflushed insert rate;
 //! (d) service mode: each hot and cold storage call as a plugin sees it
@@ -21,11 +24,16 @@
 //!     session state's size, the tabletop template cache's hit rate.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
-//! (`-- --quick` for a short smoke run).
+//! (`-- --quick` for a short smoke run). Part (b) starts this binary again
+//! as its servers: `hoard-bench serve --config FILE` is `hoard serve`, and
+//! `hoard-bench native --listen ADDR --data DIR` is `hokm-native`.
 
 mod baseline;
 mod games;
 mod outage;
+mod players;
+mod process;
+mod versus;
 
 use hoard::storage::sled::{SledConfig, SledStore};
 use hoard::storage::{HotStore, HotWrite, Limits, Namespace, Op, OpId, Storage};
@@ -211,143 +219,6 @@ async fn plugin_overhead(rounds: usize) {
 }
 
 /// (b) Action round trips over HTTP with `sessions` sessions at once.
-async fn http_round_trips(levels: &[(usize, usize)]) {
-    println!(
-        "\n(b) HTTP action round trip on loopback (each action durably stored before the answer)"
-    );
-    println!(
-        "  {:>9} {:>9} {:>10} {:>10} {:>12}",
-        "sessions", "actions", "p50 us", "p99 us", "actions/s"
-    );
-    for &(sessions, actions_total) in levels {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut config = hoard::config::Config::default();
-        config.server.listen = ([127, 0, 0, 1], 0).into();
-        config.storage.sled.path = dir.path().join("http.sled");
-        config.plugins = vec![hoard::config::PluginConfig {
-            name: "hokm".into(),
-            path: plugin_path("hokm"),
-        }];
-        // The benchmark replays recorded games, so it picks each seed, and
-        // it is one client standing for hundreds of players: the default
-        // per-client rates and connection share would stop it. The limits
-        // are still checked, and the timeouts stay at their defaults: their
-        // cost is part of (b).
-        config.sessions.client_seeds = true;
-        config.server.connections_per_client_max = config.server.connections_max;
-        config.server.creates_per_client.per_minute = 1_000_000;
-        config.server.creates_per_client.burst = 100_000;
-        config.server.joins_per_client.per_minute = 1_000_000;
-        config.server.joins_per_client.burst = 100_000;
-        let listener = tokio::net::TcpListener::bind(config.server.listen)
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let app = Arc::new(hoard::app::App::start(config).await.expect("host starts"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(hoard::api::serve(app, listener, async {
-            let _ = stopped.await;
-        }));
-
-        let per_session = actions_total.div_ceil(sessions);
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(sessions * 2)
-            .build()
-            .expect("client");
-        let base = format!("http://{address}");
-        // Set every session up first, so only actions are timed.
-        let mut prepared = Vec::new();
-        for i in 0..sessions {
-            prepared.push(prepare_session(&client, &base, 1000 + i as u64).await);
-        }
-        // The scripts too: the client's own rules work is not the host's.
-        let scripts: Vec<Vec<Step>> = (0..sessions)
-            .map(|i| recorded_game(1000 + i as u64))
-            .collect();
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for (i, ((session, tokens), script)) in prepared.into_iter().zip(scripts).enumerate() {
-            let (client, base) = (client.clone(), base.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut latencies = Vec::with_capacity(per_session);
-                let (mut session, mut tokens, mut game) = (session, tokens, 0u64);
-                let mut steps = script.into_iter();
-                while latencies.len() < per_session {
-                    let Some(step) = steps.next() else {
-                        game += 1;
-                        let seed = 1000 + i as u64 + game * 10_000;
-                        (session, tokens) = prepare_session(&client, &base, seed).await;
-                        steps = recorded_game(seed).into_iter();
-                        continue;
-                    };
-                    let seat = PLAYERS
-                        .iter()
-                        .position(|p| *p == step.player)
-                        .expect("a player");
-                    let sent = Instant::now();
-                    let response = client
-                        .post(format!("{base}/v1/sessions/{session}/actions"))
-                        .bearer_auth(&tokens[seat])
-                        .body(step.action)
-                        .send()
-                        .await
-                        .expect("the host answers");
-                    assert!(
-                        response.status().is_success(),
-                        "action refused: {}",
-                        response.text().await.unwrap_or_default()
-                    );
-                    response.bytes().await.expect("body");
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            }));
-        }
-        let mut latencies = Vec::new();
-        for task in tasks {
-            latencies.extend(task.await.expect("client task"));
-        }
-        let elapsed = started.elapsed();
-        latencies.sort();
-        println!(
-            "  {sessions:>9} {:>9} {:>10.0} {:>10.0} {:>12.0}",
-            latencies.len(),
-            micros(percentile(&latencies, 0.50)),
-            micros(percentile(&latencies, 0.99)),
-            latencies.len() as f64 / elapsed.as_secs_f64()
-        );
-        let _ = stop.send(());
-        let _ = server.await;
-    }
-}
-
-async fn prepare_session(client: &reqwest::Client, base: &str, seed: u64) -> (String, Vec<String>) {
-    let created: serde_json::Value = client
-        .post(format!("{base}/v1/games/hokm/sessions"))
-        .body(format!(r#"{{"seed":{seed}}}"#))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let session = created["session"].as_str().expect("session").to_owned();
-    let mut tokens = Vec::new();
-    for name in PLAYERS {
-        let joined: serde_json::Value = client
-            .post(format!("{base}/v1/sessions/{session}/join"))
-            .body(format!(r#"{{"name":"{name}"}}"#))
-            .send()
-            .await
-            .expect("join")
-            .json()
-            .await
-            .expect("json");
-        tokens.push(joined["token"].as_str().expect("token").to_owned());
-    }
-    (session, tokens)
-}
-
 /// The baseline under every durable write: sled inserts of 100-byte values
 /// per second, never flushed, in a database of their own under `dir`.
 fn sled_unflushed_rate(dir: &std::path::Path, duration: Duration) -> f64 {
@@ -845,8 +716,24 @@ async fn service_overhead(iterations: usize) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() -> std::process::ExitCode {
+    // This binary is also part (b)'s servers.
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("serve") => return hoard::cli::main(),
+        Some("native") => return hokm_native::main_with(args),
+        _ => {}
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(run());
+    std::process::ExitCode::SUCCESS
+}
+
+async fn run() {
     let quick = std::env::args().any(|a| a == "--quick");
     println!(
         "hoard benchmark ({} run, {} cores)",
@@ -867,12 +754,14 @@ async fn main() {
         plugin_overhead(if quick { 3 } else { 30 }).await;
     }
     if runs("b") {
-        let levels: &[(usize, usize)] = if quick {
-            &[(1, 300), (16, 1000), (256, 2000)]
-        } else {
-            &[(1, 3000), (16, 20_000), (256, 40_000)]
+        let plan = versus::Plan {
+            levels: vec![1, 16, 256],
+            warmup: Duration::from_secs(if quick { 1 } else { 2 }),
+            window: Duration::from_secs(if quick { 2 } else { 10 }),
         };
-        http_round_trips(levels).await;
+        if let Err(error) = versus::versus(plan).await {
+            println!("  (b) failed: {error:#}");
+        }
     }
     if runs("c") {
         durable_writes(Duration::from_millis(if quick { 500 } else { 3000 })).await;
