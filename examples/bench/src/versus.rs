@@ -12,8 +12,9 @@
 //! number of concurrent sessions both servers run, one after the other
 //! (the order alternating), each a warm-up and then a measured window:
 //! actions per second, the action's round trip (HTTP: the POST; WebSocket:
-//! `act` to `reply`, which follows the four views) and the server
-//! process's CPU time per action.
+//! `act` to `reply`, which follows the actor's own new view) and the
+//! server process's CPU time per action (new tables' creations and joins
+//! as games end included).
 //!
 //! Both answer only once the change is flushed to disk, so at one session
 //! both are bound by the flush; with more, by CPU (2 cores here, shared
@@ -122,7 +123,7 @@ pub(crate) async fn versus(plan: Plan) -> Result<()> {
         );
     }
     println!(
-        "  RSS after the run: hoard {:.1} MB, native {:.1} MB",
+        "  RSS after the run: hoard {:.1} MB, native {:.1} MB (the native server never lets a session go; hoard keeps at most sessions.live_max)",
         hoard.rss() as f64 / 1e6,
         native.rss() as f64 / 1e6
     );

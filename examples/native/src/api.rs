@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -119,6 +120,18 @@ struct Join {
 
 async fn join(native: &Native, id: &str, request: Request<Incoming>) -> Answer {
     let body: Join = read_json(request).await?;
+    let valid = (1..=32).contains(&body.name.len())
+        && body
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_name",
+            "a name is 1 to 32 ASCII letters, digits, `-` or `_`".into(),
+        ));
+    }
     let token = native.join(id, &body.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -128,21 +141,30 @@ async fn join(native: &Native, id: &str, request: Request<Incoming>) -> Answer {
 
 async fn act(native: &Native, id: &str, request: Request<Incoming>) -> Answer {
     let token = bearer(&request)?;
-    let body = read_body(request).await?;
-    let action = std::str::from_utf8(&body)
-        .map_err(|_| Failure::bad_json("the body is not UTF-8".into()))?;
-    let (view, outcome) = native.act(id, &token, action).await?;
+    // Well-formed JSON first (`bad_json`); the rules judge the action.
+    let action: Box<RawValue> = read_json(request).await?;
+    let (view, outcome) = native.act(id, &token, action.get()).await?;
     Ok((StatusCode::OK, json!({"view": view, "outcome": outcome})))
 }
 
+/// The bearer token; the scheme in any case, as RFC 9110 has it.
 fn bearer<B>(request: &Request<B>) -> Result<String, Failure> {
-    request
-        .headers()
-        .get(header::AUTHORIZATION)
+    let missing = || {
+        Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "send your token as `Authorization: Bearer TOKEN`".into(),
+        )
+    };
+    let header = request.headers().get(header::AUTHORIZATION);
+    let (scheme, token) = header
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
-        .ok_or_else(Failure::bad_token)
+        .and_then(|v| v.trim_start().split_once(' '))
+        .ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(token.trim().to_owned())
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, Failure> {
@@ -199,6 +221,19 @@ impl Failure {
             StatusCode::NOT_FOUND,
             "unknown_session",
             "no such session".into(),
+        )
+    }
+
+    /// A socket frame's error (a 400's worth).
+    pub fn new_socket(code: &'static str, message: &str) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, code, message.into())
+    }
+
+    pub fn name_taken(name: &str) -> Failure {
+        Failure::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            format!("{name:?} is already seated in this session"),
         )
     }
 

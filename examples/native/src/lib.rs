@@ -124,6 +124,9 @@ impl Native {
     async fn join(&self, id: &str, name: &str) -> Result<String, Failure> {
         let live = self.session(id).await?;
         let mut live = live.lock().await;
+        if live.record.game.seat_of(name).is_some() {
+            return Err(Failure::name_taken(name));
+        }
         live.record.game.join(name)?;
         let token = random_id();
         live.record.tokens.push(token.clone());

@@ -159,11 +159,14 @@ where
                     })),
                     Err(failure) => error(request, &failure),
                 },
-                None => error(request, &Failure::bad_token()),
+                None => error(
+                    request,
+                    &Failure::new_socket("missing_token", "a spectator cannot act"),
+                ),
             },
             _ => error(
                 None,
-                &Failure::bad_json("send {\"type\": \"act\", \"id\", \"action\"}".into()),
+                &Failure::new_socket("bad_frame", "send {\"type\": \"act\", \"id\", \"action\"}"),
             ),
         };
         if frames.send(answer).await.is_err() {

@@ -29,7 +29,14 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> sled::Result<Store> {
-        let db = sled::open(path)?;
+        // As hoard opens sled: no timed background flush (the group commit
+        // flushes), throughput mode, a 64 MiB cache.
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(64 << 20)
+            .flush_every_ms(None)
+            .open()?;
         Ok(Store {
             sessions: db.open_tree("sessions")?,
             matches: db.open_tree("matches")?,

@@ -97,8 +97,34 @@ async fn bad_requests_get_hoards_codes() {
                 &json!({"name": "ali"}),
             )
             .await,
-            422,
-            "already_seated",
+            409,
+            "name_taken",
+        ),
+        (
+            api.post(
+                &format!("/v1/sessions/{session}/join"),
+                &json!({"name": "a b"}),
+            )
+            .await,
+            400,
+            "invalid_name",
+        ),
+        (
+            api.send("GET", &format!("/v1/sessions/{session}/view"), None, None)
+                .await,
+            401,
+            "missing_token",
+        ),
+        (
+            api.send(
+                "POST",
+                &format!("/v1/sessions/{session}/actions"),
+                Some("{not json"),
+                Some(&player.token),
+            )
+            .await,
+            400,
+            "bad_json",
         ),
         (
             api.send(
@@ -223,6 +249,12 @@ async fn an_answered_action_survives_kill_9() {
     let mut in_flight_landed = 0;
     let mut games = Vec::new();
     for table in &tables {
+        // Trump named and some cards played: the kill came mid-play.
+        assert!(
+            table.answered.hand_number > 1 || table.answered.phase == Phase::Playing,
+            "seed {}: killed before any play",
+            table.seed
+        );
         assert!(
             !matches!(table.answered.phase, Phase::Finished { .. }),
             "seed {}: the game ended before the kill",
