@@ -204,7 +204,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
-    fn new(status: StatusCode, code: &'static str, message: String) -> Failure {
+    pub fn new(status: StatusCode, code: &'static str, message: String) -> Failure {
         Failure {
             status,
             code,
@@ -222,11 +222,6 @@ impl Failure {
             "unknown_session",
             "no such session".into(),
         )
-    }
-
-    /// A socket frame's error (a 400's worth).
-    pub fn new_socket(code: &'static str, message: &str) -> Failure {
-        Failure::new(StatusCode::BAD_REQUEST, code, message.into())
     }
 
     pub fn name_taken(name: &str) -> Failure {

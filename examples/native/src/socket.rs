@@ -161,12 +161,20 @@ where
                 },
                 None => error(
                     request,
-                    &Failure::new_socket("missing_token", "a spectator cannot act"),
+                    &Failure::new(
+                        StatusCode::BAD_REQUEST,
+                        "missing_token",
+                        "a spectator cannot act".into(),
+                    ),
                 ),
             },
             _ => error(
                 None,
-                &Failure::new_socket("bad_frame", "send {\"type\": \"act\", \"id\", \"action\"}"),
+                &Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_frame",
+                    "send {\"type\": \"act\", \"id\", \"action\"}".into(),
+                ),
             ),
         };
         if frames.send(answer).await.is_err() {

@@ -6,32 +6,24 @@ use hoard_tests::{Api, HostProcess, Player, hokm as referee};
 use hokm::game::{Game, Phase};
 use hokm_native::Native;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The server in this process on a free port, with its data in `dir`.
-async fn start(dir: &std::path::Path) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+/// The server in this process on a free port, with its data in `dir`,
+/// serving until the test ends; and a client of it.
+async fn start(dir: &std::path::Path) -> (std::sync::Arc<Native>, Api) {
     let native = Native::open(&dir.join("native.sled")).expect("the store opens");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let address = listener.local_addr().expect("an address");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(native.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    (address, stop)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whole_games_follow_the_rules_as_the_referee_sees_them() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let native = Native::open(&dir.path().join("native.sled")).expect("the store opens");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a port");
     let api = Api::new(listener.local_addr().expect("an address"));
     tokio::spawn(native.clone().serve(listener, std::future::pending()));
+    (native, api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_games_follow_the_rules_as_the_referee_sees_them() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (native, api) = start(dir.path()).await;
 
     let seeds = [1u64, 2, 3, 13, 17, 0xdead_beef];
     let games = seeds.map(|seed| {
@@ -65,8 +57,7 @@ async fn whole_games_follow_the_rules_as_the_referee_sees_them() {
 #[tokio::test]
 async fn bad_requests_get_hoards_codes() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (address, _stop) = start(dir.path()).await;
-    let api = Api::new(address);
+    let (_, api) = start(dir.path()).await;
     let session = api.create("hokm", json!({"seed": 5})).await;
     let player = api.join(&session, "ali").await;
     let cases = [
