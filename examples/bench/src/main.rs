@@ -742,22 +742,39 @@ async fn run() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    // `--only a` (or b, c, d, e, f) runs one part (for profiling).
+    // For profiling: `--only a` (or b, c, d, e, f) runs one part; part
+    // (b) takes `--levels 16,256` and `--transport http` (or `socket`).
     let args: Vec<String> = std::env::args().collect();
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+    let option = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let only = option("--only");
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if runs("a") {
         plugin_overhead(if quick { 3 } else { 30 }).await;
     }
     if runs("b") {
+        let levels = match option("--levels") {
+            Some(levels) => levels
+                .split(',')
+                .map(|n| n.parse().expect("--levels: numbers of sessions, like 1,16"))
+                .collect(),
+            None => vec![1, 16, 256],
+        };
+        let transports = match option("--transport").as_deref() {
+            None => vec![versus::Transport::Http, versus::Transport::Socket],
+            Some("http") => vec![versus::Transport::Http],
+            Some("socket") => vec![versus::Transport::Socket],
+            Some(other) => panic!("--transport {other:?}: http or socket"),
+        };
         let plan = versus::Plan {
-            levels: vec![1, 16, 256],
+            transports,
+            levels,
             warmup: Duration::from_secs(if quick { 1 } else { 2 }),
-            window: Duration::from_secs(if quick { 2 } else { 10 }),
+            window: Duration::from_secs(if quick { 1 } else { 5 }),
         };
         if let Err(error) = versus::versus(plan).await {
             println!("  (b) failed: {error:#}");

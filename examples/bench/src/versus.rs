@@ -9,8 +9,9 @@
 //! by a new one. Over HTTP each request is its own round trip on
 //! keep-alive connections; over WebSockets each player has a socket, acts
 //! on it and every player receives their new view. For each transport and
-//! number of concurrent sessions both servers run, one after the other
-//! (the order alternating), each a warm-up and then a measured window:
+//! number of concurrent sessions both servers run twice, one after the
+//! other in the order A B B A (A alternating), each time a warm-up and then
+//! a measured window, and the two windows count together:
 //! actions per second, the action's round trip (HTTP: the POST; WebSocket:
 //! `act` to `reply`, which follows the actor's own new view) and the
 //! server process's CPU time per action (new tables' creations and joins
@@ -32,23 +33,44 @@ use std::time::{Duration, Instant};
 
 /// How long each measurement runs.
 pub(crate) struct Plan {
+    pub transports: Vec<Transport>,
     pub levels: Vec<usize>,
     pub warmup: Duration,
     pub window: Duration,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Transport {
+pub(crate) enum Transport {
     Http,
     Socket,
 }
 
 /// One server's figures for one transport and level.
+#[derive(Default)]
 struct Figures {
-    rate: f64,
+    actions: u64,
+    seconds: f64,
     replies: Samples,
-    cpu_per_action: f64,
+    cpu_seconds: f64,
     busy: u64,
+}
+
+impl Figures {
+    fn add(&mut self, more: Figures) {
+        self.actions += more.actions;
+        self.seconds += more.seconds;
+        self.replies.merge(more.replies);
+        self.cpu_seconds += more.cpu_seconds;
+        self.busy += more.busy;
+    }
+
+    fn rate(&self) -> f64 {
+        self.actions as f64 / self.seconds
+    }
+
+    fn cpu_per_action(&self) -> f64 {
+        self.cpu_seconds / self.actions.max(1) as f64
+    }
 }
 
 pub(crate) async fn versus(plan: Plan) -> Result<()> {
@@ -71,7 +93,7 @@ pub(crate) async fn versus(plan: Plan) -> Result<()> {
         .await
         .context("the native server")?;
     println!(
-        "\n(b) the action path: hoard (offline, sled, the Hokm plugin) against hokm-native (the same rules natively, hyper, sled, a group commit); {} s warm-up, {} s measured, each server in its own process; every change flushed before its answer",
+        "\n(b) the action path: hoard (offline, sled, the Hokm plugin) against hokm-native (the same rules natively, hyper, sled, a group commit); each server twice per row (A B B A), each time {} s warm-up and {} s measured; each in its own process; every change flushed before its answer",
         plan.warmup.as_secs_f64(),
         plan.window.as_secs_f64()
     );
@@ -92,23 +114,23 @@ pub(crate) async fn versus(plan: Plan) -> Result<()> {
     );
     let mut cell = 0u64;
     let mut busy = 0;
-    for transport in [Transport::Http, Transport::Socket] {
+    for &transport in &plan.transports {
         for &sessions in &plan.levels {
-            // Interleaved: the first to run alternates from cell to cell.
+            // Interleaved: each server runs twice, in the order A B B A,
+            // with A alternating from cell to cell, so a drift in the
+            // machine's speed during a cell weighs on both alike.
             let seeds = 1_000_000 * (cell + 1);
-            let (ours, theirs) = if cell.is_multiple_of(2) {
-                let ours = measure(&hoard, transport, sessions, &plan, seeds).await?;
-                (
-                    ours,
-                    measure(&native, transport, sessions, &plan, seeds).await?,
-                )
-            } else {
-                let theirs = measure(&native, transport, sessions, &plan, seeds).await?;
-                (
-                    measure(&hoard, transport, sessions, &plan, seeds).await?,
-                    theirs,
-                )
-            };
+            let (mut ours, mut theirs) = (Figures::default(), Figures::default());
+            let hoard_first = cell.is_multiple_of(2);
+            for round in 0..4 {
+                let hoard_now = (round == 0 || round == 3) == hoard_first;
+                let (server, figures) = match hoard_now {
+                    true => (&hoard, &mut ours),
+                    false => (&native, &mut theirs),
+                };
+                let seeds = seeds + round * 100_000;
+                figures.add(measure(server, transport, sessions, &plan, seeds).await?);
+            }
             cell += 1;
             busy += ours.busy;
             print_row(transport, sessions, ours, theirs);
@@ -131,8 +153,8 @@ pub(crate) async fn versus(plan: Plan) -> Result<()> {
 }
 
 fn print_row(transport: Transport, sessions: usize, mut ours: Figures, mut theirs: Figures) {
-    let ratio = ours.rate / theirs.rate;
-    let cpu = ours.cpu_per_action / theirs.cpu_per_action;
+    let ratio = ours.rate() / theirs.rate();
+    let cpu = ours.cpu_per_action() / theirs.cpu_per_action();
     let target = if sessions == 1 { 0.9 } else { 0.8 };
     let mut verdict = if ratio >= target { "met" } else { "NOT met" }.to_owned();
     if sessions == 16 {
@@ -149,14 +171,14 @@ fn print_row(transport: Transport, sessions: usize, mut ours: Figures, mut their
             Transport::Socket => "WebSocket",
         },
         sessions,
-        ours.rate,
+        ours.rate(),
         ours.replies.ms(50.0),
         ours.replies.ms(99.0),
-        ours.cpu_per_action * 1e6,
-        theirs.rate,
+        ours.cpu_per_action() * 1e6,
+        theirs.rate(),
         theirs.replies.ms(50.0),
         theirs.replies.ms(99.0),
-        theirs.cpu_per_action * 1e6,
+        theirs.cpu_per_action() * 1e6,
         ratio,
         cpu,
     );
@@ -228,9 +250,10 @@ async fn measure(
         replies.merge(played.replies);
     }
     Ok(Figures {
-        rate: actions as f64 / plan.window.as_secs_f64(),
+        actions,
+        seconds: plan.window.as_secs_f64(),
         replies,
-        cpu_per_action: cpu / actions.max(1) as f64,
+        cpu_seconds: cpu,
         busy: CREATIONS_BUSY.load(Ordering::Relaxed) - busy_before,
     })
 }
