@@ -8,7 +8,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -52,7 +52,7 @@ pub(crate) async fn serve(
 async fn route(native: &Arc<Native>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let path: Vec<&str> = request.uri().path().split('/').skip(1).collect();
     let answer = match (request.method(), path.as_slice()) {
-        (&Method::GET, ["healthz"]) => Ok((StatusCode::OK, json!({"status": "ok"}))),
+        (&Method::GET, ["healthz"]) => Ok((StatusCode::OK, json!({"status": "ok"}).to_string())),
         (&Method::POST, ["v1", "games", "hokm", "sessions"]) => create(native, request).await,
         (&Method::POST, ["v1", "sessions", id, "join"]) => {
             let id = id.to_string();
@@ -68,7 +68,7 @@ async fn route(native: &Arc<Native>, request: Request<Incoming>) -> Response<Ful
                 Ok(token) => native
                     .view(id, &token)
                     .await
-                    .map(|view| (StatusCode::OK, json!({"view": view}))),
+                    .map(|view| (StatusCode::OK, body(&Viewed { view: &view }))),
                 Err(failure) => Err(failure),
             }
         }
@@ -83,15 +83,31 @@ async fn route(native: &Arc<Native>, request: Request<Incoming>) -> Response<Ful
         )),
     };
     match answer {
-        Ok((status, body)) => respond(status, &body),
+        Ok((status, body)) => respond(status, body),
         Err(failure) => respond(
             failure.status,
-            &json!({"error": {"code": failure.code, "message": failure.message}}),
+            json!({"error": {"code": failure.code, "message": failure.message}}).to_string(),
         ),
     }
 }
 
-type Answer = Result<(StatusCode, Value), Failure>;
+/// A status and the JSON body's text.
+type Answer = Result<(StatusCode, String), Failure>;
+
+fn body(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("an answer serializes")
+}
+
+#[derive(Serialize)]
+struct Viewed<'a> {
+    view: &'a RawValue,
+}
+
+#[derive(Serialize)]
+struct Acted<'a> {
+    view: &'a RawValue,
+    outcome: Option<Value>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +124,7 @@ async fn create(native: &Native, request: Request<Incoming>) -> Answer {
     let session = native.create(body.seed, &config).await?;
     Ok((
         StatusCode::CREATED,
-        json!({"session": session, "game": "hokm"}),
+        json!({"session": session, "game": "hokm"}).to_string(),
     ))
 }
 
@@ -135,7 +151,7 @@ async fn join(native: &Native, id: &str, request: Request<Incoming>) -> Answer {
     let token = native.join(id, &body.name).await?;
     Ok((
         StatusCode::CREATED,
-        json!({"session": id, "player": body.name, "token": token}),
+        json!({"session": id, "player": body.name, "token": token}).to_string(),
     ))
 }
 
@@ -144,7 +160,13 @@ async fn act(native: &Native, id: &str, request: Request<Incoming>) -> Answer {
     // Well-formed JSON first (`bad_json`); the rules judge the action.
     let action: Box<RawValue> = read_json(request).await?;
     let (view, outcome) = native.act(id, &token, action.get()).await?;
-    Ok((StatusCode::OK, json!({"view": view, "outcome": outcome})))
+    Ok((
+        StatusCode::OK,
+        body(&Acted {
+            view: &view,
+            outcome,
+        }),
+    ))
 }
 
 /// The bearer token; the scheme in any case, as RFC 9110 has it.
@@ -186,8 +208,8 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| Failure::bad_json(e.to_string()))
 }
 
-fn respond(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn respond(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -27,7 +27,9 @@ mod store;
 
 use api::Failure;
 use hokm::game::{Game, Refusal};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -137,7 +139,12 @@ impl Native {
 
     /// `token`'s player acts: their view after it, and the outcome if the
     /// game ended.
-    async fn act(&self, id: &str, token: &str, action: &str) -> Result<(Value, Value), Failure> {
+    async fn act(
+        &self,
+        id: &str,
+        token: &str,
+        action: &str,
+    ) -> Result<(Box<RawValue>, Option<Value>), Failure> {
         let live = self.session(id).await?;
         let mut live = live.lock().await;
         let seat = live.seat(token)?;
@@ -149,17 +156,16 @@ impl Native {
             Some(outcome) => self.store.save_finished(id, &live.record, outcome).await,
         };
         stop_unless_saved(saved);
-        let view = live.record.game.view(Some(&player));
-        let outcome = outcome.unwrap_or(Value::Null);
+        let view = live.view(Some(&player));
         live.publish(Some((seat, &view)));
         Ok((view, outcome))
     }
 
-    async fn view(&self, id: &str, token: &str) -> Result<Value, Failure> {
+    async fn view(&self, id: &str, token: &str) -> Result<Box<RawValue>, Failure> {
         let live = self.session(id).await?;
         let live = live.lock().await;
         let seat = live.seat(token)?;
-        Ok(live.record.game.view(Some(&live.record.game.players[seat])))
+        Ok(live.view(Some(&live.record.game.players[seat])))
     }
 
     /// Writes a session and waits for the flush.
@@ -198,19 +204,36 @@ impl Live {
             .ok_or_else(Failure::bad_token)
     }
 
+    /// What `player` sees, as JSON text (`None`: a spectator).
+    fn view(&self, player: Option<&str>) -> Box<RawValue> {
+        serde_json::value::to_raw_value(&self.record.game.view(player)).expect("a view serializes")
+    }
+
     /// The state frame showing `view`.
-    fn state_frame(&self, view: &Value) -> Message {
+    fn state_frame(&self, view: &RawValue) -> Message {
+        #[derive(Serialize)]
+        struct State<'a> {
+            r#type: &'static str,
+            seq: u64,
+            finished: bool,
+            outcome: Option<Value>,
+            view: &'a RawValue,
+        }
         let outcome = self.record.game.outcome();
-        let frame = json!({
-            "type": "state", "seq": self.seq, "finished": outcome.is_some(),
-            "outcome": outcome, "view": view,
-        });
-        Message::Text(frame.to_string().into())
+        let frame = State {
+            r#type: "state",
+            seq: self.seq,
+            finished: outcome.is_some(),
+            outcome,
+            view,
+        };
+        let text = serde_json::to_string(&frame).expect("a frame serializes");
+        Message::Text(text.into())
     }
 
     /// After a change: each watcher's new view, numbered; `rendered` is a
     /// seat's view already made. A watcher too slow to take it is dropped.
-    fn publish(&mut self, rendered: Option<(usize, &Value)>) {
+    fn publish(&mut self, rendered: Option<(usize, &RawValue)>) {
         self.seq += 1;
         if self.watchers.is_empty() {
             return;
@@ -223,7 +246,7 @@ impl Live {
                 Some((seat, view)) if watcher.seat == Some(seat) => self.state_frame(view),
                 _ => {
                     let player = watcher.seat.map(|s| self.record.game.players[s].as_str());
-                    self.state_frame(&self.record.game.view(player))
+                    self.state_frame(&self.view(player))
                 }
             });
             watcher.frames.try_send(frame.clone()).is_ok()

@@ -118,7 +118,7 @@ where
             "type": "welcome", "session": id, "player": player, "seq": live.seq,
             "resumed": false,
         });
-        let view = live.record.game.view(player.as_deref());
+        let view = live.view(player.as_deref());
         let _ = frames.try_send(text(welcome));
         let _ = frames.try_send(live.state_frame(&view));
         live.watchers.push(Watcher {
@@ -155,7 +155,7 @@ where
             }) => match &token {
                 Some(token) => match native.act(&id, token, action.get()).await {
                     Ok((_, outcome)) => text(json!({
-                        "type": "reply", "id": request, "finished": !outcome.is_null(),
+                        "type": "reply", "id": request, "finished": outcome.is_some(),
                     })),
                     Err(failure) => error(request, &failure),
                 },

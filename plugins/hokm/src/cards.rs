@@ -19,6 +19,11 @@ impl Suit {
         ['S', 'H', 'D', 'C'][self as usize]
     }
 
+    /// The letter as text: `"S"`.
+    pub fn name(self) -> &'static str {
+        ["S", "H", "D", "C"][self as usize]
+    }
+
     /// Accepts a letter (`S`) or a name (`spades`), any case.
     pub fn parse(text: &str) -> Option<Suit> {
         let text = text.to_ascii_lowercase();
@@ -70,14 +75,32 @@ impl Card {
     }
 }
 
+impl Card {
+    /// The card's name, rank then suit letter: `QS`, `TH`.
+    pub fn name(self) -> CardName {
+        CardName([RANKS[self.rank() as usize], self.suit().letter() as u8])
+    }
+}
+
+/// A card's name, kept without allocating; serializes as a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardName([u8; 2]);
+
+impl CardName {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("a card's name is ASCII")
+    }
+}
+
+impl Serialize for CardName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Card {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}",
-            RANKS[self.rank() as usize] as char,
-            self.suit().letter()
-        )
+        f.write_str(self.name().as_str())
     }
 }
 

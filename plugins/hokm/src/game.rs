@@ -4,7 +4,7 @@
 //! session's seed. The plugin glue (`plugin.rs`) and the benchmark both call
 //! it.
 
-use crate::cards::{Card, Hand, Suit, shuffled_deck};
+use crate::cards::{Card, CardName, Hand, Suit, shuffled_deck};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -462,51 +462,47 @@ impl Game {
 
     /// The game as `player` may see it: their own hand and nothing of
     /// anyone else's; `None` is a spectator, who sees no hand.
-    pub fn view(&self, player: Option<&str>) -> Value {
-        let you = player.and_then(|p| self.seat_of(p)).map(|seat| {
-            json!({
-                "seat": seat,
-                "team": seat % 2,
-                "hand": self.hands[seat as usize].iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-            })
+    /// What `player` may see (`None`: a spectator): their own hand and
+    /// nobody else's. Serialized straight to JSON, with no document built
+    /// on the way: a view is rendered for every player after every action.
+    pub fn view(&self, player: Option<&str>) -> View<'_> {
+        let you = player.and_then(|p| self.seat_of(p)).map(|seat| You {
+            seat,
+            team: seat % 2,
+            hand: Cards(self.hands[seat as usize]),
         });
-        let plays = |plays: &[(u8, Card)]| -> Vec<Value> {
-            plays
-                .iter()
-                .map(|(seat, card)| json!({"seat": seat, "card": card.to_string()}))
-                .collect()
-        };
-        let (phase, winner) = match self.phase {
+        let (phase, winner_team) = match self.phase {
             Phase::Waiting => ("waiting", None),
             Phase::ChoosingTrump => ("choosing_trump", None),
             Phase::Playing => ("playing", None),
             Phase::Finished { winner } => ("finished", Some(winner)),
         };
-        let seats: Vec<Value> = self.players.iter().enumerate().map(|(seat, name)| {
-            json!({"seat": seat, "player": name, "team": seat % 2, "cards": self.hands[seat].len()})
-        }).collect();
-        let mut view = json!({
-            "game": "hokm",
-            "phase": phase,
-            "seats": seats,
-            "you": you,
-            "hand_number": self.hand_number,
-            "hakem": self.hakem,
-            "trump": self.trump.map(|s| s.letter().to_string()),
-            "turn": matches!(self.phase, Phase::ChoosingTrump | Phase::Playing).then_some(self.turn),
-            "trick": plays(&self.trick),
-            "tricks": self.tricks,
-            "points": self.points,
-            "target_points": self.target_points,
-            "last_trick": self.last_trick.as_ref().map(|t| json!({"hand_number": t.hand_number, "plays": plays(&t.plays), "winner": t.winner})),
-            "last_hand": self.last_hand.as_ref().map(|h| json!({"hakem": h.hakem, "tricks": h.tricks, "points": h.points, "kot": h.kot})),
-            "winner_team": winner,
-        });
         // The face-up draw for the first Hakem is public while it matters.
-        if self.hand_number == 1 && self.phase == Phase::ChoosingTrump {
-            view["hakem_draw"] = Value::from(plays(&self.hakem_draw));
+        let hakem_draw = (self.hand_number == 1 && self.phase == Phase::ChoosingTrump)
+            .then_some(Plays(&self.hakem_draw));
+        View {
+            game: "hokm",
+            phase,
+            seats: Seats(self),
+            you,
+            hand_number: self.hand_number,
+            hakem: self.hakem,
+            trump: self.trump.map(Suit::name),
+            turn: matches!(self.phase, Phase::ChoosingTrump | Phase::Playing).then_some(self.turn),
+            trick: Plays(&self.trick),
+            tricks: self.tricks,
+            points: self.points,
+            target_points: self.target_points,
+            last_trick: self.last_trick.as_ref().map(|t| LastTrick {
+                hand_number: t.hand_number,
+                plays: Plays(&t.plays),
+                winner: t.winner,
+            }),
+            last_hand: self.last_hand.as_ref(),
+            winner_team,
+            hakem_draw,
+            turn_ms: None,
         }
-        view
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -518,6 +514,94 @@ impl Game {
             Refusal::Malformed("bad_state", "the session state is not a Hokm game".into())
         })
     }
+}
+
+/// A player's view of a [`Game`] (see [`Game::view`]), as JSON.
+#[derive(Serialize)]
+pub struct View<'a> {
+    game: &'static str,
+    phase: &'static str,
+    seats: Seats<'a>,
+    you: Option<You>,
+    hand_number: u32,
+    hakem: u8,
+    trump: Option<&'static str>,
+    turn: Option<u8>,
+    trick: Plays<'a>,
+    tricks: [u8; 2],
+    points: [u8; 2],
+    target_points: u8,
+    last_trick: Option<LastTrick<'a>>,
+    last_hand: Option<&'a HandResult>,
+    winner_team: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hakem_draw: Option<Plays<'a>>,
+    /// The turn clock's length, for a table that has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_ms: Option<u64>,
+}
+
+/// Every seat: who sits there and how many cards they hold.
+struct Seats<'a>(&'a Game);
+
+impl Serialize for Seats<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Seat<'a> {
+            seat: usize,
+            player: &'a str,
+            team: usize,
+            cards: usize,
+        }
+        let game = self.0;
+        serializer.collect_seq(game.players.iter().enumerate().map(|(seat, name)| Seat {
+            seat,
+            player: name,
+            team: seat % 2,
+            cards: game.hands[seat].len(),
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct You {
+    seat: u8,
+    team: u8,
+    hand: Cards,
+}
+
+/// A hand as card names.
+struct Cards(Hand);
+
+impl Serialize for Cards {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(Card::name))
+    }
+}
+
+/// Cards played, each with its seat.
+struct Plays<'a>(&'a [(u8, Card)]);
+
+impl Serialize for Plays<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Play {
+            seat: u8,
+            card: CardName,
+        }
+        let plays = self.0.iter().map(|&(seat, card)| Play {
+            seat,
+            card: card.name(),
+        });
+        serializer.collect_seq(plays)
+    }
+}
+
+#[derive(Serialize)]
+struct LastTrick<'a> {
+    hand_number: u32,
+    plays: Plays<'a>,
+    winner: u8,
 }
 
 /// Rule 6: the highest trump wins; without a trump, the highest card of the

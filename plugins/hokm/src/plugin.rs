@@ -143,11 +143,9 @@ impl Rules for Hokm {
             .finish()
     }
 
-    fn view(table: &Table, player: Option<&str>) -> Value {
+    fn view(table: &Table, player: Option<&str>) -> impl Serialize {
         let mut view = table.game.view(player);
-        if let Some(clock) = &table.clock {
-            view["turn_ms"] = json!(clock.turn_ms);
-        }
+        view.turn_ms = table.clock.as_ref().map(|clock| clock.turn_ms);
         view
     }
 

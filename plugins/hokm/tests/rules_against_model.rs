@@ -17,6 +17,7 @@ use hokm::game::{Game, Phase, Refusal};
 use model::{Card, Played, Table};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const NAMES: [&str; 4] = ["north", "west", "south", "east"];
@@ -157,6 +158,94 @@ fn same_table(game: &Game, table: &Table) -> Result<(), TestCaseError> {
     if table.winner.is_none() {
         prop_assert_eq!(usize::from(game.turn), table.turn, "whose turn");
     }
+    // One audience each time, in turn: each seat and a spectator.
+    let viewer = (usize::from(game.tricks[0] + game.tricks[1]) + game.trick.len()) % 5;
+    same_view(game, table, viewer, NAMES.get(viewer).copied())
+}
+
+/// What `player` (at `seat`) sees, as JSON, shows the model's table: their
+/// own hand and nobody else's, every seat's count of cards, the trick.
+fn same_view(
+    game: &Game,
+    table: &Table,
+    seat: usize,
+    player: Option<&str>,
+) -> Result<(), TestCaseError> {
+    let view = serde_json::to_value(game.view(player)).expect("a view serializes");
+    let names = |cards: &[Card]| -> Vec<String> {
+        let mut names: Vec<String> = cards.iter().map(|c| c.name()).collect();
+        names.sort();
+        names
+    };
+    match player {
+        Some(_) => {
+            prop_assert_eq!(&view["you"]["seat"], &json!(seat));
+            prop_assert_eq!(&view["you"]["team"], &json!(seat % 2));
+            let mut hand: Vec<String> = serde_json::from_value(view["you"]["hand"].clone())
+                .expect("a hand is a list of card names");
+            hand.sort();
+            prop_assert_eq!(hand, names(&table.hands[seat]), "seat {}'s hand", seat);
+        }
+        None => prop_assert_eq!(&view["you"], &Value::Null, "a spectator has no hand"),
+    }
+    let seats = view["seats"].as_array().expect("seats");
+    prop_assert_eq!(seats.len(), 4);
+    for (i, shown) in seats.iter().enumerate() {
+        let expected = json!({
+            "seat": i, "player": NAMES[i], "team": i % 2, "cards": table.hands[i].len(),
+        });
+        prop_assert_eq!(shown, &expected, "seat {} as shown", i);
+    }
+    let trick: Vec<Value> = table
+        .trick
+        .iter()
+        .map(|(seat, card)| json!({"seat": seat, "card": card.name()}))
+        .collect();
+    prop_assert_eq!(&view["trick"], &json!(trick), "the trick on the table");
+    let phase = match table.winner {
+        Some(_) => "finished",
+        None if table.trump.is_none() => "choosing_trump",
+        None => "playing",
+    };
+    prop_assert_eq!(&view["phase"], &json!(phase));
+    prop_assert_eq!(&view["trump"], &json!(table.trump.map(String::from)));
+    prop_assert_eq!(&view["hakem"], &json!(table.hakem));
+    prop_assert_eq!(&view["hand_number"], &json!(table.hand_number));
+    prop_assert_eq!(&view["points"], &json!(table.points));
+    prop_assert_eq!(&view["tricks"], &json!(table.tricks));
+    prop_assert_eq!(&view["winner_team"], &json!(table.winner));
+    let turn = table.winner.is_none().then_some(table.turn);
+    prop_assert_eq!(&view["turn"], &json!(turn), "whose turn");
+    // Nothing else: a key added to the view is added here on purpose.
+    let mut keys: Vec<&str> = view
+        .as_object()
+        .expect("a view is an object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    let mut expected = vec![
+        "game",
+        "hakem",
+        "hand_number",
+        "last_hand",
+        "last_trick",
+        "phase",
+        "points",
+        "seats",
+        "target_points",
+        "trick",
+        "tricks",
+        "trump",
+        "turn",
+        "winner_team",
+        "you",
+    ];
+    if table.hand_number == 1 && table.trump.is_none() && table.winner.is_none() {
+        expected.push("hakem_draw");
+        expected.sort();
+    }
+    prop_assert_eq!(keys, expected);
     Ok(())
 }
 

@@ -162,7 +162,7 @@ impl Rules for Pig {
         }
     }
 
-    fn view(pig: &Pig, _player: Option<&str>) -> Value {
+    fn view(pig: &Pig, _player: Option<&str>) -> impl Serialize {
         // Nothing in Pig is hidden: everyone sees the same view.
         json!({
             "players": pig.players.iter().map(|s| json!({"name": s.name, "score": s.score})).collect::<Vec<_>>(),

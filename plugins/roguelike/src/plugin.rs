@@ -286,7 +286,7 @@ impl Rules for Roguelike {
         Ok(None)
     }
 
-    fn view(game: &Game, player: Option<&str>) -> Value {
+    fn view(game: &Game, player: Option<&str>) -> impl Serialize {
         let mut view = game.run.view(player);
         if let Some(clock) = &game.clock {
             view["turn_ms"] = json!(clock.turn_ms);

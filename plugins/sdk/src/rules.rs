@@ -6,6 +6,14 @@
 //! (and upgraded) by anyone holding it; a game whose state must be small
 //! or fast overrides [`Rules::encode`] and [`Rules::decode`] (Hokm keeps
 //! postcard).
+//!
+//! An instance serves one session, and the SDK keeps the state it decoded
+//! or encoded last, with its bytes: a call whose state is those bytes (the
+//! view after an action, each player's view of it) starts from the kept
+//! state instead of decoding again. The host's bytes stay the truth: any
+//! other bytes are decoded as they come, so a game must decode its own
+//! encoding to the same state (`decode(encode(s))` behaves as `s`), as it
+//! must anyway for a session to survive a restart.
 
 use crate::{GameError, Info, Player, Session, Turn};
 use serde::de::DeserializeOwned;
@@ -15,7 +23,7 @@ use serde_json::Value;
 /// The rules of a game, on typed state.
 pub trait Rules {
     /// Everything a session of the game is, between calls.
-    type State: Serialize + DeserializeOwned;
+    type State: Serialize + DeserializeOwned + 'static;
     /// One move, as a player sends it (a JSON object; a serde enum with
     /// `#[serde(tag = "type")]` reads `{"type": "roll"}`). The lifetime
     /// lets an action borrow strings from the text it was read from; an
@@ -52,8 +60,12 @@ pub trait Rules {
         None
     }
 
-    /// What `player` may see (`None`: a spectator).
-    fn view(state: &Self::State, player: Option<&str>) -> Value;
+    /// What `player` may see (`None`: a spectator): a [`Value`], or any
+    /// type that serializes to JSON. A view is rendered for every player
+    /// after every action, so a game played fast returns a typed view
+    /// (`#[derive(Serialize)]`, borrowing from the state) that goes
+    /// straight to text, rather than building a `Value` first.
+    fn view(state: &Self::State, player: Option<&str>) -> impl Serialize;
 
     /// An alarm set with [`alarms::set`](crate::alarms::set) is due:
     /// `payload` as JSON, or as a JSON string if it was not JSON. (The
@@ -88,10 +100,66 @@ fn malformed(code: &str, error: serde_json::Error) -> GameError {
     GameError::malformed(code, error.to_string())
 }
 
-fn turn<R: Rules>(state: &R::State, outcome: Option<Value>) -> Turn {
+/// The state after a call that changed it: encoded for the host, and
+/// kept decoded for the next call.
+fn turn<R: Rules>(state: R::State, outcome: Option<Value>) -> Turn {
     Turn {
-        state: R::encode(state),
+        state: kept::keep::<R>(state),
         outcome: outcome.map(|o| o.to_string()),
+    }
+}
+
+/// The last state this instance decoded or encoded, beside its bytes.
+mod kept {
+    use super::Rules;
+    use crate::GameError;
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    struct Kept {
+        bytes: Vec<u8>,
+        state: Box<dyn Any>,
+    }
+
+    thread_local! {
+        static KEPT: RefCell<Option<Kept>> = const { RefCell::new(None) };
+    }
+
+    /// The state `bytes` encode, taken from the one kept if it is theirs
+    /// (nothing is kept after), decoded otherwise.
+    pub(super) fn take<R: Rules>(bytes: &[u8]) -> Result<R::State, GameError> {
+        let kept = KEPT.with_borrow_mut(|kept| match kept.take() {
+            Some(k) if k.bytes == bytes => k.state.downcast::<R::State>().ok(),
+            _ => None,
+        });
+        match kept {
+            Some(state) => Ok(*state),
+            None => R::decode(bytes),
+        }
+    }
+
+    /// Runs `f` on the state `bytes` encode, and keeps it.
+    pub(super) fn with<R: Rules, T>(
+        bytes: Vec<u8>,
+        f: impl FnOnce(&R::State) -> T,
+    ) -> Result<T, GameError> {
+        let state = take::<R>(&bytes)?;
+        let answer = f(&state);
+        KEPT.set(Some(Kept {
+            bytes,
+            state: Box::new(state),
+        }));
+        Ok(answer)
+    }
+
+    /// Encodes `state` for the host, and keeps it.
+    pub(super) fn keep<R: Rules>(state: R::State) -> Vec<u8> {
+        let bytes = R::encode(&state);
+        KEPT.set(Some(Kept {
+            bytes: bytes.clone(),
+            state: Box::new(state),
+        }));
+        bytes
     }
 }
 
@@ -103,13 +171,13 @@ pub mod glue {
 
     pub fn create<R: Rules>(session: Session, config: String) -> Result<Vec<u8>, GameError> {
         let config = serde_json::from_str(&config).map_err(|e| malformed("bad_config", e))?;
-        Ok(R::encode(&R::create(&session, config)?))
+        Ok(kept::keep::<R>(R::create(&session, config)?))
     }
 
     pub fn join<R: Rules>(state: Vec<u8>, player: Player) -> Result<Vec<u8>, GameError> {
-        let mut state = R::decode(&state)?;
+        let mut state = kept::take::<R>(&state)?;
         R::join(&mut state, &player)?;
-        Ok(R::encode(&state))
+        Ok(kept::keep::<R>(state))
     }
 
     pub fn act<R: Rules>(
@@ -125,9 +193,9 @@ pub mod glue {
                 outcome: None,
             });
         }
-        let mut state = R::decode(&state)?;
+        let mut state = kept::take::<R>(&state)?;
         let outcome = R::act(&mut state, &player, action)?;
-        Ok(turn::<R>(&state, outcome))
+        Ok(turn::<R>(state, outcome))
     }
 
     pub fn on_alarm<R: Rules>(state: Vec<u8>, payload: String) -> Result<Turn, GameError> {
@@ -137,11 +205,11 @@ pub mod glue {
                 outcome: None,
             });
         }
-        let mut state = R::decode(&state)?;
+        let mut state = kept::take::<R>(&state)?;
         // A payload set as plain text arrives as a JSON string.
         let payload = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
         let outcome = R::on_alarm(&mut state, payload)?;
-        Ok(turn::<R>(&state, outcome))
+        Ok(turn::<R>(state, outcome))
     }
 
     pub fn rpc<R: Rules>(
@@ -154,8 +222,10 @@ pub mod glue {
     }
 
     pub fn view<R: Rules>(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {
-        let state = R::decode(&state)?;
-        Ok(R::view(&state, player.as_deref()).to_string())
+        kept::with::<R, _>(state, |state| {
+            serde_json::to_string(&R::view(state, player.as_deref()))
+                .map_err(|e| GameError::malformed("bad_view", e.to_string()))
+        })?
     }
 }
 

@@ -7,7 +7,7 @@ use hoard_sdk::rpc::{Empty, object, within};
 use hoard_sdk::{
     Cache, GameError, History, Info, Install, Player, Records, Router, Rules, Session, cold,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// Templates stay in hot two hours after a read (seed 002's TTL for game
@@ -177,7 +177,7 @@ impl Rules for Tabletop {
         }
     }
 
-    fn view(room: &Room, player: Option<&str>) -> Value {
+    fn view(room: &Room, player: Option<&str>) -> impl Serialize {
         room.view(player)
     }
 
