@@ -17,7 +17,7 @@ use http::header::{
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited as LimitedBody};
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::net::IpAddr;
@@ -373,7 +373,10 @@ async fn route_request(
             let replayed = acted.replayed;
             let outcome = acted.outcome.map(raw).transpose()?;
             let view = acted.view.map(raw).transpose()?;
-            let mut response = ok(json!({"view": view, "outcome": outcome}))?;
+            let mut response = ok_typed(&Acted {
+                view: view.as_deref(),
+                outcome: outcome.as_deref(),
+            });
             if replayed {
                 response
                     .headers_mut()
@@ -383,7 +386,8 @@ async fn route_request(
         }
         Route::View(id) => {
             let token = bearer(request.headers())?;
-            ok(json!({"view": raw(sessions.view(id, &token).await?)?}))
+            let view = raw(sessions.view(id, &token).await?)?;
+            Ok(ok_typed(&Viewed { view: &view }))
         }
         Route::Events(id) => super::socket::upgrade(server, client, id, request, held).await,
     }
@@ -718,6 +722,25 @@ fn raw(document: String) -> Result<Box<RawValue>, ApiError> {
             "the plugin returned a document that is not JSON",
         )
     })
+}
+
+/// The answer to an action. The plugin's documents go into it as the
+/// text they came as (checked to be JSON), never parsed into a tree.
+#[derive(Serialize)]
+struct Acted<'a> {
+    view: Option<&'a RawValue>,
+    outcome: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct Viewed<'a> {
+    view: &'a RawValue,
+}
+
+/// 200 with `body`, serialized as it is.
+fn ok_typed(body: &impl Serialize) -> Response<Full<Bytes>> {
+    let text = serde_json::to_string(body).expect("an answer serializes");
+    json_response(StatusCode::OK, text)
 }
 
 pub(super) fn ok(body: serde_json::Value) -> Reply {

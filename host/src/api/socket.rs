@@ -650,7 +650,12 @@ impl Connection {
             )
             .await
             .map_err(ApiError::from)?;
-        let view = acted.view.and_then(|v| RawValue::from_string(v).ok());
+        // Only a replayed answer carries the view (an event carries the
+        // rest), so only then is it checked.
+        let view = match acted.replayed {
+            true => acted.view.and_then(|v| RawValue::from_string(v).ok()),
+            false => None,
+        };
         Ok(Acted {
             seq: acted.seq,
             replayed: acted.replayed,

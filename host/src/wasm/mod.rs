@@ -69,6 +69,11 @@ pub struct WasmConfig {
     /// Most instances of one plugin answering RPCs at once; more calls
     /// wait their turn.
     pub rpc_instances_max: u32,
+    /// For profiling: writes `/tmp/perf-<pid>.map`, so `perf` names the
+    /// plugins' compiled functions (by the component's name section: build
+    /// the plugin unstripped to see its own function names).
+    #[serde(default)]
+    pub perf_map: bool,
 }
 
 impl Default for WasmConfig {
@@ -80,6 +85,7 @@ impl Default for WasmConfig {
             epoch_tick_ms: 10,
             instances_max: 1024,
             rpc_instances_max: 4,
+            perf_map: false,
         }
     }
 }
@@ -328,6 +334,9 @@ impl Runtime {
             // component-model-async task machinery, which is on by default.
             .concurrency_support(false)
             .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        if config.perf_map {
+            engine_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&engine_config).map_err(engine_error)?;
 
         let mut linker = Linker::new(&engine);
