@@ -676,7 +676,11 @@ impl Instance {
             .hoard_plugin_game()
             .call_on_alarm(&mut self.store, state, payload);
         let result = counting_suspension(&self.suspended, result).await;
-        self.settle(result).map(|turn| Turn {
+        let turn = self.settle(result)?;
+        if let Some(outcome) = &turn.outcome {
+            json_document("outcome", outcome)?;
+        }
+        Ok(Turn {
             state: turn.state,
             outcome: turn.outcome,
         })
@@ -718,7 +722,11 @@ impl Instance {
                 .hoard_plugin_game()
                 .call_act(&mut self.store, state, player, action);
         let result = counting_suspension(&self.suspended, result).await;
-        self.settle(result).map(|turn| Turn {
+        let turn = self.settle(result)?;
+        if let Some(outcome) = &turn.outcome {
+            json_document("outcome", outcome)?;
+        }
+        Ok(Turn {
             state: turn.state,
             outcome: turn.outcome,
         })
@@ -731,7 +739,20 @@ impl Instance {
             .hoard_plugin_game()
             .call_view(&mut self.store, state, player);
         let result = counting_suspension(&self.suspended, result).await;
-        self.settle(result)
+        let view = self.settle(result)?;
+        json_document("view", &view)?;
+        Ok(view)
+    }
+}
+
+/// A document a plugin returned for clients is JSON: checked once here, so
+/// the host can pass it on as text (into answers and events) unparsed.
+fn json_document(what: &str, text: &str) -> Result<(), CallError> {
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(CallError::Fault(Fault::Trapped(format!(
+            "the plugin returned a {what} that is not JSON: {error}"
+        )))),
     }
 }
 
