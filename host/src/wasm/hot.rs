@@ -38,7 +38,7 @@ impl InstanceData {
         }
         let text = String::from_utf8(message)
             .map_err(|_| Error::invalid("message", "a message to a session is UTF-8 text"))?;
-        let json = if serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok() {
+        let json = if super::json_check(&text).is_ok() {
             text
         } else {
             serde_json::Value::String(text).to_string()

@@ -745,15 +745,19 @@ impl Instance {
     }
 }
 
+/// Whether `text` is one JSON document (a scan; no tree is built).
+pub(crate) fn json_check(text: &str) -> serde_json::Result<()> {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(drop)
+}
+
 /// A document a plugin returned for clients is JSON: checked once here, so
 /// the host can pass it on as text (into answers and events) unparsed.
 fn json_document(what: &str, text: &str) -> Result<(), CallError> {
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Ok(_) => Ok(()),
-        Err(error) => Err(CallError::Fault(Fault::Trapped(format!(
+    json_check(text).map_err(|error| {
+        CallError::Fault(Fault::Trapped(format!(
             "the plugin returned a {what} that is not JSON: {error}"
-        )))),
-    }
+        )))
+    })
 }
 
 fn deadline_ticks(config: &WasmConfig) -> u64 {

@@ -59,6 +59,11 @@ impl Card {
         self.rank() == 12
     }
 
+    /// The card's name, rank then suit letter: `QS`, `TH`.
+    pub fn name(self) -> CardName {
+        CardName([RANKS[self.rank() as usize], self.suit().letter() as u8])
+    }
+
     /// Parses `AS`, `TH`, `10H`, `9c`: rank then suit letter.
     pub fn parse(text: &str) -> Option<Card> {
         let text = text.trim().to_ascii_uppercase();
@@ -72,13 +77,6 @@ impl Card {
         };
         let rank = RANKS.iter().position(|r| *r == rank)? as u8;
         Some(Card::new(Suit::parse(suit)?, rank))
-    }
-}
-
-impl Card {
-    /// The card's name, rank then suit letter: `QS`, `TH`.
-    pub fn name(self) -> CardName {
-        CardName([RANKS[self.rank() as usize], self.suit().letter() as u8])
     }
 }
 
