@@ -10,6 +10,10 @@ cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 mkdir -p plugins/dist
 for built in plugins/target/wasm32-wasip2/release/*.wasm; do
     name=$(basename "$built" .wasm)
-    cp "$built" "plugins/dist/${name//_/-}.wasm"
+    name=${name//_/-}
+    # Only this workspace's plugins: a crate built elsewhere into the same
+    # target folder (tests share it with scaffolded crates) is not one.
+    [ -d "plugins/$name" ] || continue
+    cp "$built" "plugins/dist/$name.wasm"
 done
 ls -l plugins/dist

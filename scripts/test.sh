@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build-plugins.sh
-cargo test --manifest-path plugins/Cargo.toml -p hokm -p tabletop -p roguelike -p hoard-sdk
+cargo test --manifest-path plugins/Cargo.toml -p hokm -p tabletop -p roguelike -p starter -p hoard-sdk
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast
 else

@@ -5,6 +5,7 @@
 //! real-time hub) are wired here, and `api` stays HTTP only.
 
 use crate::accounts::Accounts;
+use crate::catalog::{Catalog, DeployError, Deployed};
 use crate::cluster::Cluster;
 use crate::config::{ColdBackend, Config, HotBackend};
 use crate::metrics::Metrics;
@@ -36,8 +37,41 @@ pub struct App {
     cluster: Option<Arc<Cluster>>,
     metrics: Arc<Metrics>,
     config: Config,
-    /// Kept alive for the plugins' instances (its epoch ticker).
-    _runtime: Runtime,
+    /// Loads deployed plugins; kept alive for the plugins' instances (its
+    /// epoch ticker).
+    runtime: Runtime,
+    /// The games at the versions of their plugins that are loaded.
+    catalog: Arc<Catalog>,
+    /// Held through a deploy: one at a time.
+    deploying: tokio::sync::Mutex<()>,
+}
+
+/// Why a deploy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployFailure {
+    #[error(transparent)]
+    Refused(#[from] DeployError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(
+        "{plugin} serves the game {serves:?}, and the component is the game {deployed:?}: \
+         a new game needs a plugin of its own in the config"
+    )]
+    OtherGame {
+        plugin: String,
+        serves: String,
+        deployed: String,
+    },
+    /// The new version serves, but a restart would load the old file.
+    #[error(
+        "version {version} is deployed and serving, but could not be saved to {path} for the \
+         next start ({reason}): a restart would serve the file there now"
+    )]
+    NotSaved {
+        version: String,
+        path: String,
+        reason: String,
+    },
 }
 
 /// Why the host could not start.
@@ -80,7 +114,15 @@ impl App {
             tracing::info!(plugin = %plugin.name, game = %loaded.info().name, version = %loaded.info().version, "plugin loaded");
             games.insert(loaded.namespace().as_str().to_owned(), Arc::new(loaded));
         }
-        let rpcs = Rpcs::new(&games, config.wasm.rpc_instances_max, metrics.clone());
+        let catalog = Arc::new(Catalog::new(
+            games,
+            config.wasm.plugin_versions_max as usize,
+        ));
+        let rpcs = Rpcs::new(
+            catalog.clone(),
+            config.wasm.rpc_instances_max,
+            metrics.clone(),
+        );
         let cluster = match config.cluster.enabled {
             true => Some(connect_cluster(&config, metrics.clone()).await?),
             false => None,
@@ -89,7 +131,7 @@ impl App {
         // (other instances relay theirs there).
         let hub = Hub::new(config.realtime.clone(), metrics.clone());
         let sessions = Arc::new(Sessions::new(
-            games,
+            catalog.clone(),
             storage.hot.clone(),
             storage.cold.clone(),
             config.sessions.clone(),
@@ -117,8 +159,60 @@ impl App {
             cluster,
             metrics,
             config,
-            _runtime: runtime,
+            runtime,
+            catalog,
+            deploying: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Loads `component` as the new version of the configured plugin
+    /// `name`, makes it current (new sessions and RPCs use it; sessions
+    /// already running stay on theirs, see [`Catalog`]) and saves it over
+    /// the plugin's configured file, so a restart serves it too.
+    pub async fn deploy(&self, name: &str, component: &[u8]) -> Result<Deployed, DeployFailure> {
+        let configured = self
+            .config
+            .plugins
+            .iter()
+            .find(|plugin| plugin.name == name)
+            .ok_or_else(|| DeployError::UnknownGame(name.to_owned()))?;
+        // One deploy at a time: the catalog's order and the file's agree.
+        let _deploying = self.deploying.lock().await;
+        let plugin = self
+            .runtime
+            .load_bytes(name, "the deployed component", component)
+            .await?;
+        if let Some(current) = self.catalog.current(name)
+            && current.info().name != plugin.info().name
+        {
+            return Err(DeployFailure::OtherGame {
+                plugin: name.to_owned(),
+                serves: current.info().name.clone(),
+                deployed: plugin.info().name.clone(),
+            });
+        }
+        let deployed = self.catalog.deploy(name, Arc::new(plugin))?;
+        // RPCs made instances of the version before: they go now, so
+        // nothing but sessions holds an older version.
+        self.rpcs.retire(name);
+        tracing::info!(
+            plugin = name,
+            version = %deployed.version,
+            previous = ?deployed.previous,
+            unloaded = ?deployed.unloaded,
+            "plugin deployed"
+        );
+        save_atomically(&configured.path, component).map_err(|reason| DeployFailure::NotSaved {
+            version: deployed.version.clone(),
+            path: configured.path.display().to_string(),
+            reason,
+        })?;
+        Ok(deployed)
+    }
+
+    /// The games' loaded versions.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
     }
 
     /// The storage this host serves plugins from (tests read it directly).
@@ -392,4 +486,26 @@ pub async fn run(
     let app = Arc::new(App::start(config).await?);
     crate::api::serve(app, listener, shutdown).await;
     Ok(())
+}
+
+/// Writes `bytes` to `path` through a file beside it, synced and renamed
+/// over it, so the path holds the old component or the new one, never
+/// half of one, after a crash too.
+fn save_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    let partial = path.with_extension("wasm.partial");
+    let saved = std::fs::File::create(&partial)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&partial, path))
+        .and_then(|()| {
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            std::fs::File::open(folder.unwrap_or(std::path::Path::new(".")))?.sync_all()
+        });
+    saved.map_err(|error| {
+        let _ = std::fs::remove_file(&partial);
+        error.to_string()
+    })
 }

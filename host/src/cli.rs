@@ -1,5 +1,6 @@
-//! The `hoard` command line: `serve`, `migrate`, `plugin check`, and
-//! `queue` (the outbox of a running host, through its admin API).
+//! The `hoard` command line: `serve`, `dev`, `migrate`, `plugin new |
+//! build | check`, and through a running host's admin API `plugin deploy |
+//! versions`, `queue` (the outbox) and `cluster`.
 
 use crate::config::Config;
 use crate::storage::sled::SledStore;
@@ -23,6 +24,20 @@ pub enum Command {
     Serve {
         /// Config file (default: configs/offline.toml if present). HOARD_*
         /// environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding the config.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Develop plugins: build the crates in DIRS, serve them offline, and
+    /// rebuild and reload each when its sources change, without a restart.
+    Dev {
+        /// Plugin crates (default: this folder).
+        dirs: Vec<PathBuf>,
+        /// Config file (default: the crate's hoard.toml when one crate is
+        /// given and has one, else configs/offline.toml if present); its
+        /// plugins are replaced by the crates'.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Address to listen on, overriding the config.
@@ -114,11 +129,60 @@ pub enum DeadLetterCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Check that a component fits the hoard plugin world, and print what it
-    /// exports and how it describes itself.
+    /// Start a new plugin: a crate on the guest SDK that is already a small
+    /// working game (the starter, plugins/starter), to change into yours.
+    New {
+        /// The plugin's name: its crate, its game and its storage namespace
+        /// (lowercase letters, digits, dashes).
+        name: String,
+        /// Make it in this folder (as `<dir>/<name>`), a Cargo workspace of
+        /// its own with a `hoard.toml` that serves it.
+        #[arg(long, default_value = ".", conflicts_with = "member_of")]
+        dir: PathBuf,
+        /// Make it a member of this Cargo workspace instead (`plugins`, in
+        /// hoard's repository), added to its `members`.
+        #[arg(long)]
+        member_of: Option<PathBuf>,
+        /// The guest SDK's folder (default: HOARD_SDK, then the plugins/sdk
+        /// of the checkout this hoard was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate (or every crate of a workspace) into a component
+    /// for wasm32-wasip2, installing the target if it is missing.
+    Build {
+        /// The crate's folder.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Deploy a new version of a configured plugin to a running host (its
+    /// admin API): new sessions use it, and running ones move to it at
+    /// their next call if it upgrades their state.
+    Deploy {
+        /// The `.wasm` component.
+        file: PathBuf,
+        /// The plugin it is a new version of, as the host's config names it.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// The versions of each plugin a running host has loaded, and the
+    /// sessions on each (its admin API).
+    Versions {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Check that a component fits the hoard plugin world and this host's
+    /// limits, and print its contract, how it describes itself, its size,
+    /// imports, exports, and the memory and tables it asks for.
     Check {
         /// The `.wasm` component.
         file: PathBuf,
+        /// Config file whose `wasm` limits to check against (default:
+        /// configs/offline.toml if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -131,6 +195,8 @@ pub fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "hoard=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -163,15 +229,53 @@ pub fn main() -> std::process::ExitCode {
                 }
             }
             Command::Migrate { config } => migrate(config.as_deref()).await,
-            Command::Plugin {
-                command: PluginCommand::Check { file },
-            } => match check_plugin(&file).await {
-                Ok(report) => {
-                    print!("{report}");
-                    std::process::ExitCode::SUCCESS
+            Command::Dev {
+                dirs,
+                config,
+                listen,
+            } => {
+                let dirs = if dirs.is_empty() {
+                    vec![PathBuf::from(".")]
+                } else {
+                    dirs
+                };
+                let own = match (&config, dirs.as_slice()) {
+                    (None, [dir]) => Some(dir.join("hoard.toml")).filter(|c| c.is_file()),
+                    _ => None,
+                };
+                let config = match serve_config(config.as_deref().or(own.as_deref()), listen) {
+                    Ok(config) => config,
+                    Err(error) => return fail(error.to_string()),
+                };
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                match crate::dev::run(&dirs, config, shutdown).await {
+                    Ok(()) => std::process::ExitCode::SUCCESS,
+                    Err(error) => fail(error.to_string()),
                 }
-                Err(reason) => fail(format!("rejected: {reason}")),
-            },
+            }
+            Command::Plugin {
+                command:
+                    PluginCommand::New {
+                        name,
+                        dir,
+                        member_of,
+                        sdk,
+                    },
+            } => report(plugin_new(&name, dir, member_of, sdk.as_deref())),
+            Command::Plugin {
+                command: PluginCommand::Build { dir },
+            } => report(plugin_build(&dir)),
+            Command::Plugin {
+                command: PluginCommand::Deploy { file, name, admin },
+            } => report(plugin_deploy(&file, &name, &admin).await),
+            Command::Plugin {
+                command: PluginCommand::Versions { admin },
+            } => report(plugin_versions(&admin).await),
+            Command::Plugin {
+                command: PluginCommand::Check { file, config },
+            } => report(plugin_check(&file, config.as_deref()).await),
             Command::Queue { admin, command } => match queue(&admin, command).await {
                 Ok(report) => {
                     print!("{report}");
@@ -191,6 +295,138 @@ pub fn main() -> std::process::ExitCode {
             },
         }
     })
+}
+
+/// Prints a command's report, or fails with its reason.
+fn report(result: Result<String, String>) -> std::process::ExitCode {
+    match result {
+        Ok(report) => {
+            print!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(reason) => fail(reason),
+    }
+}
+
+/// `hoard plugin new`.
+fn plugin_new(
+    name: &str,
+    dir: PathBuf,
+    member_of: Option<PathBuf>,
+    sdk: Option<&std::path::Path>,
+) -> Result<String, String> {
+    use crate::plugin_crate::{Layout, new_crate};
+    let layout = match member_of {
+        Some(workspace) => Layout::Member { workspace },
+        None => Layout::Standalone { parent: dir },
+    };
+    let made = new_crate(name, &layout, sdk).map_err(|e| e.to_string())?;
+    let shown = made.display();
+    Ok(match layout {
+        Layout::Standalone { .. } => format!(
+            "made {shown}: the starter game on hoard's SDK, to change into yours\n\
+             next:\n  cd {shown}\n  cargo test                       # the rules, natively\n  \
+             hoard plugin build\n  hoard serve --config hoard.toml  # then play: see its README.md\n"
+        ),
+        Layout::Member { workspace } => format!(
+            "made {shown} and added {name} to the members of {}\n\
+             next: hoard plugin build {shown}, and list it under [[plugins]] in your config\n",
+            workspace.join("Cargo.toml").display()
+        ),
+    })
+}
+
+/// `hoard plugin build`.
+fn plugin_build(dir: &std::path::Path) -> Result<String, String> {
+    let built = crate::plugin_crate::build(dir).map_err(|e| e.to_string())?;
+    Ok(built
+        .iter()
+        .map(|b| {
+            format!(
+                "built {}: {} ({})\n",
+                b.package,
+                b.path.display(),
+                crate::wasm::Size(b.bytes)
+            )
+        })
+        .collect())
+}
+
+/// `hoard plugin deploy`.
+async fn plugin_deploy(
+    file: &std::path::Path,
+    name: &str,
+    admin: &AdminArgs,
+) -> Result<String, String> {
+    let component =
+        std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let path = format!("/admin/v1/plugins/{name}");
+    let answer = admin_request(admin, http::Method::POST, &path, Some(component)).await;
+    let (url, body) = answer.map_err(|error| match error {
+        // Not a refusal: the version serves, only the file is old.
+        AdminError::Refused { ref code, .. } if code == "not_saved" => error.to_string(),
+        AdminError::Refused {
+            url,
+            status,
+            code,
+            message,
+        } => format!("{url} refused the deploy ({status} {code}): {message}"),
+        AdminError::Unasked(reason) => reason,
+    })?;
+    if admin.json {
+        return Ok(format!("{body:#}\n"));
+    }
+    let mut report = format!(
+        "{name} {} is current on {url}: new sessions use it, and running ones move to it at their next call if it upgrades their state\n",
+        body["version"].as_str().unwrap_or("?")
+    );
+    if let Some(previous) = body["previous"].as_str() {
+        report += &format!("  was {previous}\n");
+    }
+    for unloaded in body["unloaded"].as_array().into_iter().flatten() {
+        report += &format!(
+            "  unloaded {} (no session used it)\n",
+            unloaded.as_str().unwrap_or("?")
+        );
+    }
+    Ok(report)
+}
+
+/// `hoard plugin versions`.
+async fn plugin_versions(admin: &AdminArgs) -> Result<String, String> {
+    let (_, body) = admin_request(admin, http::Method::GET, "/admin/v1/plugins", None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if admin.json {
+        return Ok(format!("{body:#}\n"));
+    }
+    let mut report = format!(
+        "{:<16} {:<28} {:>8} {:>14}\n",
+        "plugin", "version", "current", "live sessions"
+    );
+    for plugin in body["plugins"].as_array().into_iter().flatten() {
+        for version in plugin["versions"].as_array().into_iter().flatten() {
+            report += &format!(
+                "{:<16} {:<28} {:>8} {:>14}\n",
+                plugin["plugin"].as_str().unwrap_or(""),
+                version["version"].as_str().unwrap_or(""),
+                if version["current"] == true { "*" } else { "" },
+                version["live_sessions"],
+            );
+        }
+    }
+    Ok(report)
+}
+
+/// `hoard plugin check`: the config's limits, then the check.
+async fn plugin_check(
+    file: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Result<String, String> {
+    let config = Config::load(config).map_err(|e| format!("cannot use the config: {e}"))?;
+    check_plugin(file, &config.wasm)
+        .await
+        .map_err(|reason| format!("rejected: {reason}"))
 }
 
 /// `hoard migrate`: applies the migrations to the configured Postgres.
@@ -233,8 +469,11 @@ pub fn serve_config(
     Ok(config)
 }
 
-/// Checks a plugin file: the report on success, the reason on failure.
-pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
+/// Checks a plugin file against the limits of `wasm` (the config's): the
+/// report on success, the reason on failure.
+pub async fn check_plugin(file: &std::path::Path, wasm: &WasmConfig) -> Result<String, String> {
+    use crate::wasm::{CONTRACT_VERSION, Size, TABLE_ELEMENTS_MAX};
+    use std::fmt::Write as _;
     let store = SledStore::open_temporary().map_err(|e| e.to_string())?;
     let storage = Storage {
         hot: store.clone(),
@@ -243,27 +482,77 @@ pub async fn check_plugin(file: &std::path::Path) -> Result<String, String> {
     };
     let wasm = WasmConfig {
         instances_max: 4,
-        ..WasmConfig::default()
+        ..wasm.clone()
     };
     let runtime = Runtime::new(wasm, storage).map_err(|e| e.to_string())?;
-    let name = "check";
-    let plugin = runtime.load(name, file).await.map_err(|e| e.to_string())?;
-    let info = plugin.info();
-    let mut report = format!(
-        "{} fits the hoard:plugin/plugin@0.2.0 world\n",
+    let plugin = runtime
+        .load("check", file)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (info, shape, limits) = (plugin.info(), plugin.shape(), runtime.config());
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "{} fits the hoard:plugin/plugin@{CONTRACT_VERSION} world",
         file.display()
     );
-    report += &format!(
-        "game: {} {} ({} to {} players)\n  {}\nexports:\n",
+    let _ = writeln!(
+        report,
+        "contract: hoard:plugin@{} (this host speaks {CONTRACT_VERSION})",
+        shape.contract.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(
+        report,
+        "game: {} {} ({} to {} players)\n  {}",
         info.name, info.version, info.min_players, info.max_players, info.description
     );
-    for export in plugin.exports() {
-        report += &format!("  {export}\n");
+    if !info.rpcs.is_empty() {
+        let _ = writeln!(report, "rpcs: {}", info.rpcs.join(", "));
+    }
+    let _ = writeln!(
+        report,
+        "size: {} ({} bytes)",
+        Size(shape.bytes as u64),
+        shape.bytes
+    );
+    let _ = writeln!(report, "exports:");
+    for export in &shape.exports {
+        let _ = writeln!(report, "  {export}");
+    }
+    let _ = writeln!(report, "imports:");
+    for import in &shape.imports {
+        let _ = writeln!(report, "  {import}");
+    }
+    let _ = writeln!(
+        report,
+        "linear memory: {} at start, in all (limit wasm.memory_bytes_max: {})",
+        Size(shape.initial_memory_bytes()),
+        Size(limits.memory_bytes_max)
+    );
+    for (index, memory) in shape.memories.iter().enumerate() {
+        let maximum = memory
+            .maximum_bytes
+            .map_or("no maximum".to_owned(), |m| format!("at most {}", Size(m)));
+        let _ = writeln!(
+            report,
+            "  memory {index}: {} at start, {maximum}",
+            Size(memory.initial_bytes)
+        );
+    }
+    let _ = writeln!(report, "tables (limit {TABLE_ELEMENTS_MAX} elements each):");
+    for (index, table) in shape.tables.iter().enumerate() {
+        let maximum = table
+            .maximum_elements
+            .map_or("no maximum".to_owned(), |m| format!("at most {m}"));
+        let _ = writeln!(
+            report,
+            "  table {index}: {} elements at start, {maximum}",
+            table.initial_elements
+        );
     }
     Ok(report)
 }
 
-/// `hoard queue ...`: one admin API call, its answer printed.
 /// The admin API's address and token, from the flags, the environment or
 /// the config.
 fn admin_target(admin: &AdminArgs) -> Result<(String, String), String> {
@@ -285,12 +574,9 @@ fn admin_target(admin: &AdminArgs) -> Result<(String, String), String> {
 
 /// `hoard cluster status`.
 async fn cluster_status(admin: &AdminArgs) -> Result<String, String> {
-    let (url, token) = admin_target(admin)?;
-    let (status, body) = admin_call(&url, http::Method::GET, "/admin/v1/cluster", &token).await?;
-    if !(200..300).contains(&status) {
-        let message = body["error"]["message"].as_str().unwrap_or("no message");
-        return Err(format!("{url} answered {status}: {message}"));
-    }
+    let (url, body) = admin_request(admin, http::Method::GET, "/admin/v1/cluster", None)
+        .await
+        .map_err(|e| e.to_string())?;
     if admin.json {
         return Ok(format!("{body:#}\n"));
     }
@@ -322,8 +608,8 @@ async fn cluster_status(admin: &AdminArgs) -> Result<String, String> {
     Ok(report)
 }
 
+/// `hoard queue ...`: one admin API call, its answer printed.
 async fn queue(admin: &AdminArgs, command: QueueCommand) -> Result<String, String> {
-    let (url, token) = admin_target(admin)?;
     let (method, path) = match &command {
         QueueCommand::Status => (http::Method::GET, "/admin/v1/queue".to_owned()),
         QueueCommand::DeadLetters { command } => match command {
@@ -347,12 +633,9 @@ async fn queue(admin: &AdminArgs, command: QueueCommand) -> Result<String, Strin
             ),
         },
     };
-    let (status, body) = admin_call(&url, method, &path, &token).await?;
-    if !(200..300).contains(&status) {
-        let message = body["error"]["message"].as_str().unwrap_or("no message");
-        let code = body["error"]["code"].as_str().unwrap_or("error");
-        return Err(format!("{url} answered {status} {code}: {message}"));
-    }
+    let (_, body) = admin_request(admin, method, &path, None)
+        .await
+        .map_err(|e| e.to_string())?;
     if admin.json {
         return Ok(format!("{body:#}\n"));
     }
@@ -433,15 +716,67 @@ fn dead_letters_report(body: &serde_json::Value) -> String {
         .collect()
 }
 
-/// One request to the admin API over HTTP/1 (hyper's client connection):
-/// its status and JSON body.
+/// Why an admin API call did not succeed.
+enum AdminError {
+    /// The host could not be asked, or did not answer in JSON.
+    Unasked(String),
+    /// The host answered with an error.
+    Refused {
+        url: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::Unasked(reason) => f.write_str(reason),
+            AdminError::Refused {
+                url,
+                status,
+                code,
+                message,
+            } => write!(f, "{url} answered {status} {code}: {message}"),
+        }
+    }
+}
+
+/// One call to the admin API of the host `admin` names: the host's URL
+/// and its JSON answer when it succeeded.
+async fn admin_request(
+    admin: &AdminArgs,
+    method: http::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(String, serde_json::Value), AdminError> {
+    let (url, token) = admin_target(admin).map_err(AdminError::Unasked)?;
+    let (status, answer) = admin_call(&url, method, path, &token, body)
+        .await
+        .map_err(AdminError::Unasked)?;
+    if !(200..300).contains(&status) {
+        let text = |key: &str, or: &str| answer["error"][key].as_str().unwrap_or(or).to_owned();
+        return Err(AdminError::Refused {
+            code: text("code", "error"),
+            message: text("message", "no message"),
+            url,
+            status,
+        });
+    }
+    Ok((url, answer))
+}
+
+/// One request to the admin API over HTTP/1 (hyper's client connection),
+/// with `body` if any: its status and JSON body.
 async fn admin_call(
     url: &str,
     method: http::Method,
     path: &str,
     token: &str,
+    body: Option<Vec<u8>>,
 ) -> Result<(u16, serde_json::Value), String> {
-    use http_body_util::{BodyExt, Empty};
+    use http_body_util::{BodyExt, Full};
     let address = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url}: only http:// addresses are supported"))?
@@ -459,7 +794,7 @@ async fn admin_call(
         .uri(path)
         .header(http::header::HOST, address)
         .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Empty::<bytes::Bytes>::new())
+        .body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))
         .map_err(|e| e.to_string())?;
     let response = sender
         .send_request(request)

@@ -36,13 +36,25 @@ pub struct Config {
 }
 
 /// The admin API (`/admin/v1`) and the CLI verbs that call it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// The bearer token the admin API asks for: at least 16 characters.
     /// Unset, the admin API is off. Best given as `HOARD_ADMIN__TOKEN`
     /// rather than in a file.
     pub token: Option<String>,
+    /// Largest plugin component a deploy may send
+    /// (`POST /admin/v1/plugins/{name}`).
+    pub component_bytes_max: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            component_bytes_max: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// The HTTP server, and what one client may hold of it.
@@ -447,6 +459,16 @@ impl Config {
         positive("wasm.call_timeout_ms", self.wasm.call_timeout_ms)?;
         positive("wasm.call_wall_timeout_ms", self.wasm.call_wall_timeout_ms)?;
         positive("wasm.epoch_tick_ms", self.wasm.epoch_tick_ms)?;
+        positive("wasm.log_lines_per_s", u64::from(self.wasm.log_lines_per_s))?;
+        positive("admin.component_bytes_max", self.admin.component_bytes_max)?;
+        positive(
+            "wasm.plugin_versions_max",
+            u64::from(self.wasm.plugin_versions_max),
+        )?;
+        positive(
+            "wasm.log_line_bytes_max",
+            u64::from(self.wasm.log_line_bytes_max),
+        )?;
         if self.wasm.call_wall_timeout_ms < self.wasm.call_timeout_ms {
             return Err(ConfigError::Key {
                 key: "wasm.call_wall_timeout_ms",

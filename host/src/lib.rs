@@ -18,6 +18,8 @@
 //! - [`cluster`]: several instances on one Redis: heartbeats, and which
 //!   instance owns each session (leases with fencing tokens).
 //! - [`rpc`]: calls into a game outside any session.
+//! - [`catalog`]: the games at the versions of their plugins that are
+//!   loaded; a deploy makes a new one current.
 //! - [`app`]: the composition root: opens the backends, loads the plugins,
 //!   wires sessions; [`run`] starts it and serves.
 //! - [`api`]: the HTTP API and the WebSocket events, and their limits per
@@ -25,16 +27,23 @@
 //!   format.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`cli`]: the `hoard` command line.
+//! - [`dev`]: `hoard dev`: serve plugin crates, rebuild and reload them
+//!   as their sources change.
+//! - [`plugin_crate`]: a plugin's crate: `hoard plugin new` makes one from
+//!   the starter game, `hoard plugin build` compiles it.
 //!
 //! The entry point is [`run`]: tests call it on port 0.
 
 pub mod accounts;
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dev;
 pub mod metrics;
+pub mod plugin_crate;
 pub mod realtime;
 pub mod rpc;
 pub mod session;

@@ -11,6 +11,7 @@
 //! for one of them.
 
 use crate::accounts::Account;
+use crate::catalog::Catalog;
 use crate::metrics::Metrics;
 use crate::wasm::{CallError, Fault, Instance, Plugin, Refusal};
 use std::collections::HashMap;
@@ -43,7 +44,7 @@ impl From<CallError> for RpcError {
     }
 }
 
-/// One game's RPC instances.
+/// One plugin version's RPC instances.
 struct Game {
     plugin: Arc<Plugin>,
     /// A permit per instance that may run at once.
@@ -52,30 +53,52 @@ struct Game {
     idle: Mutex<Vec<Instance>>,
 }
 
-/// The RPCs of every game.
+/// The RPCs of every game, answered by its current version.
 pub struct Rpcs {
-    games: HashMap<String, Game>,
+    catalog: Arc<Catalog>,
+    /// Each game's instances, of the version that was current when they
+    /// were made: a deploy replaces them at the next call (calls running
+    /// then finish on theirs).
+    games: Mutex<HashMap<String, Arc<Game>>>,
+    instances_max: u32,
     metrics: Arc<Metrics>,
 }
 
 impl Rpcs {
-    pub fn new(
-        plugins: &HashMap<String, Arc<Plugin>>,
-        instances_max: u32,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        let games = plugins
-            .iter()
-            .map(|(name, plugin)| {
-                let game = Game {
-                    plugin: plugin.clone(),
-                    running: Semaphore::new(instances_max.max(1) as usize),
-                    idle: Mutex::new(Vec::new()),
-                };
-                (name.clone(), game)
-            })
-            .collect();
-        Rpcs { games, metrics }
+    pub fn new(catalog: Arc<Catalog>, instances_max: u32, metrics: Arc<Metrics>) -> Self {
+        Rpcs {
+            catalog,
+            games: Mutex::new(HashMap::new()),
+            instances_max,
+            metrics,
+        }
+    }
+
+    /// The instances of `game`'s current version.
+    fn game(&self, game_name: &str) -> Result<Arc<Game>, RpcError> {
+        let current = self
+            .catalog
+            .current(game_name)
+            .ok_or_else(|| RpcError::UnknownGame(game_name.to_owned()))?;
+        let mut games = self.games.lock().expect("rpc games poisoned");
+        if let Some(game) = games.get(game_name)
+            && game.plugin.version() == current.version()
+        {
+            return Ok(game.clone());
+        }
+        let game = Arc::new(Game {
+            plugin: current,
+            running: Semaphore::new(self.instances_max.max(1) as usize),
+            idle: Mutex::new(Vec::new()),
+        });
+        games.insert(game_name.to_owned(), game.clone());
+        Ok(game)
+    }
+
+    /// Drops `game`'s instances (a new version was deployed); calls
+    /// running on them finish first.
+    pub fn retire(&self, game: &str) {
+        self.games.lock().expect("rpc games poisoned").remove(game);
     }
 
     /// Calls `name` of `game` with the JSON object `input`, for `caller`.
@@ -86,10 +109,7 @@ impl Rpcs {
         caller: Option<&Account>,
         input: &str,
     ) -> Result<String, RpcError> {
-        let game = self
-            .games
-            .get(game_name)
-            .ok_or_else(|| RpcError::UnknownGame(game_name.to_owned()))?;
+        let game = self.game(game_name)?;
         let known = &game.plugin.info().rpcs;
         if !known.iter().any(|rpc| rpc == name) {
             return Err(RpcError::UnknownRpc {

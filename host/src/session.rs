@@ -11,6 +11,7 @@
 //! durable; if storing it fails, the session stays as it was. The record
 //! lives under the host's namespace, never a plugin's.
 
+use crate::catalog::Catalog;
 use crate::cluster::{Claim, Cluster, Lease};
 use crate::config::SessionsConfig;
 use crate::metrics::Metrics;
@@ -29,11 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, OwnedMutexGuard};
 
-/// What a session keeps durably. `P` is how a player is kept and `A` the
-/// alarms: records written before accounts kept [`PlayerRecordV1`] and no
-/// alarms (`()`, which postcard writes as nothing).
+/// What a session keeps durably. `P` is how a player is kept, `A` the
+/// alarms and `V` the plugin version: records written before accounts kept
+/// [`PlayerRecordV1`], and no alarms or version (`()`, which postcard
+/// writes as nothing).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct SessionRecord<P = PlayerRecord, A = Alarms> {
+struct SessionRecord<P = PlayerRecord, A = Alarms, V = String> {
     game: String,
     /// Every random choice of the game comes from it. The host chooses it
     /// and keeps it secret until the game ends, unless the config lets the
@@ -59,6 +61,9 @@ struct SessionRecord<P = PlayerRecord, A = Alarms> {
     replies: Vec<KeptReply>,
     /// Alarms the plugin set, pending.
     alarms: A,
+    /// The plugin version ([`Plugin::version`]) that wrote `state`; empty
+    /// in records from before versions were kept.
+    version: V,
 }
 
 /// The answer to an action sent with an idempotency key: a retry with the
@@ -93,8 +98,10 @@ struct PlayerRecordV1 {
 
 /// Session records start with this, then the record in postcard. Records
 /// written before accounts have none: they start with the game name's
-/// length, a byte under 128. Format 2 had accounts and no alarms.
-const RECORD_FORMAT: [u8; 4] = [0xff, b'h', b's', 3];
+/// length, a byte under 128. Format 2 had accounts and no alarms, format 3
+/// alarms and no plugin version.
+const RECORD_FORMAT: [u8; 4] = [0xff, b'h', b's', 4];
+const RECORD_FORMAT_3: [u8; 4] = [0xff, b'h', b's', 3];
 const RECORD_FORMAT_2: [u8; 4] = [0xff, b'h', b's', 2];
 
 impl SessionRecord {
@@ -110,23 +117,32 @@ impl SessionRecord {
         if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT) {
             return postcard::from_bytes(record);
         }
-        if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT_2) {
-            let old: SessionRecord<PlayerRecord, ()> = postcard::from_bytes(record)?;
-            return Ok(old.convert(|p| p, Alarms::default()));
+        if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT_3) {
+            let old: SessionRecord<PlayerRecord, Alarms, ()> = postcard::from_bytes(record)?;
+            return Ok(old.convert(|p| p, |a| a, String::new()));
         }
-        let old: SessionRecord<PlayerRecordV1, ()> = postcard::from_bytes(bytes)?;
+        if let Some(record) = bytes.strip_prefix(&RECORD_FORMAT_2) {
+            let old: SessionRecord<PlayerRecord, (), ()> = postcard::from_bytes(record)?;
+            return Ok(old.convert(|p| p, |()| Alarms::default(), String::new()));
+        }
+        let old: SessionRecord<PlayerRecordV1, (), ()> = postcard::from_bytes(bytes)?;
         let guest = |p: PlayerRecordV1| PlayerRecord {
             name: p.name,
             token_hash: p.token_hash,
             account: None,
         };
-        Ok(old.convert(guest, Alarms::default()))
+        Ok(old.convert(guest, |()| Alarms::default(), String::new()))
     }
 }
 
-impl<P, A> SessionRecord<P, A> {
-    /// The same record with its players mapped by `player` and `alarms`.
-    fn convert<Q, B>(self, player: impl FnMut(P) -> Q, alarms: B) -> SessionRecord<Q, B> {
+impl<P, A, V> SessionRecord<P, A, V> {
+    /// The same record with its players and alarms mapped, and `version`.
+    fn convert<Q, B, W>(
+        self,
+        player: impl FnMut(P) -> Q,
+        alarms: impl FnOnce(A) -> B,
+        version: W,
+    ) -> SessionRecord<Q, B, W> {
         SessionRecord {
             game: self.game,
             seed: self.seed,
@@ -138,7 +154,8 @@ impl<P, A> SessionRecord<P, A> {
             actions: self.actions,
             expires_at_ms: self.expires_at_ms,
             replies: self.replies,
-            alarms,
+            alarms: alarms(self.alarms),
+            version,
         }
     }
 }
@@ -188,6 +205,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 struct Kept {
     instance: Instance,
     counted: Arc<AtomicUsize>,
+    /// The plugin version it is an instance of.
+    version: String,
 }
 
 impl Drop for Kept {
@@ -218,6 +237,20 @@ struct Live {
     /// In cluster mode, this instance's lease on the session: changes
     /// are stored only under it. `None` when it must be claimed (again).
     lease: Option<Lease>,
+    /// The current plugin version refused to upgrade this session's
+    /// state: it stays on its version, in memory, until it ends.
+    pinned: bool,
+    /// The plugin version the session's calls go to, as `ready` found it
+    /// last: held, so the catalog does not unload a version in use.
+    plugin: Option<Arc<Plugin>>,
+}
+
+impl Live {
+    /// Holds `plugin` as the session's version, and hands it back.
+    fn hold(&mut self, plugin: Arc<Plugin>) -> Arc<Plugin> {
+        self.plugin = Some(plugin.clone());
+        plugin
+    }
 }
 
 /// A session's place in memory. The map of live sessions holds one per
@@ -266,6 +299,16 @@ impl std::ops::DerefMut for Locked {
 pub enum SessionError {
     #[error("no game named {0:?}")]
     UnknownGame(String),
+    #[error(
+        "this session's state was written by {game} {written_by}, which this host no longer has \
+         loaded, and the current version {current} refuses to upgrade it: {reason}"
+    )]
+    VersionGone {
+        game: String,
+        written_by: String,
+        current: String,
+        reason: String,
+    },
     #[error("no such session")]
     UnknownSession,
     #[error("the token does not belong to a player of this session")]
@@ -386,7 +429,8 @@ impl Fairness {
 
 /// Every session of this host.
 pub struct Sessions {
-    games: HashMap<String, Arc<Plugin>>,
+    /// The games, each at the versions of its plugin that are loaded.
+    catalog: Arc<Catalog>,
     hot: Arc<dyn HotStore>,
     /// Active sessions; at most `config.live_max` of them, counting the
     /// ones being created, unless every one is in use.
@@ -472,7 +516,7 @@ impl Sessions {
     /// instances through `cluster` in cluster mode.
     /// [`Sessions::start_alarms`] starts firing alarms.
     pub fn new(
-        games: HashMap<String, Arc<Plugin>>,
+        catalog: Arc<Catalog>,
         hot: Arc<dyn HotStore>,
         cold: Arc<dyn ColdStore>,
         config: SessionsConfig,
@@ -488,7 +532,7 @@ impl Sessions {
             cold,
             timer: Mutex::new(Timer::default()),
             wake: Arc::new(Notify::new()),
-            games,
+            catalog,
             hot,
             live: Mutex::new(HashMap::new()),
             creating: AtomicUsize::new(0),
@@ -498,15 +542,37 @@ impl Sessions {
         }
     }
 
-    /// Every loaded game, sorted by name.
+    /// Every loaded game at its current version, sorted by name.
     pub fn games(&self) -> Vec<(String, GameInfo)> {
-        let mut games: Vec<_> = self
-            .games
+        self.catalog
+            .games()
+            .into_iter()
+            .map(|(name, plugin)| (name, plugin.info().clone()))
+            .collect()
+    }
+
+    /// The sessions in memory on each plugin version, by id. A session
+    /// busy with a call right now is left out rather than waited for.
+    pub fn sessions_by_version(&self) -> HashMap<String, Vec<String>> {
+        let slots: Vec<(String, Slot)> = self
+            .live
+            .lock()
+            .expect("sessions map poisoned")
             .iter()
-            .map(|(name, p)| (name.clone(), p.info().clone()))
+            .map(|(id, slot)| (id.clone(), slot.clone()))
             .collect();
-        games.sort_by(|a, b| a.0.cmp(&b.0));
-        games
+        let mut by_version: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, slot) in slots {
+            if let Ok(guard) = slot.live.try_lock()
+                && let Some(live) = guard.as_ref()
+            {
+                by_version
+                    .entry(live.record.version.clone())
+                    .or_default()
+                    .push(id);
+            }
+        }
+        by_version
     }
 
     /// How many sessions keep a plugin instance now.
@@ -525,8 +591,8 @@ impl Sessions {
     /// play.
     pub async fn create(&self, game: &str, config: &str, seed: Option<u64>) -> Result<Created> {
         let plugin = self
-            .games
-            .get(game)
+            .catalog
+            .current(game)
             .ok_or_else(|| SessionError::UnknownGame(game.to_owned()))?;
         self.check_document(config)?;
         if seed.is_some() && !self.config.client_seeds {
@@ -536,7 +602,7 @@ impl Sessions {
         // Room first, then the instance: taking an instance before making
         // room could run the pool dry while idle sessions still hold theirs.
         let _reserved = self.reserve();
-        let mut instance = self.new_instance(&id, plugin).await?;
+        let mut instance = self.new_instance(&id, &plugin).await?;
         let record_seed = seed.unwrap_or_else(rand::random);
         instance.lend_alarms(Alarms::default());
         let state = self
@@ -564,6 +630,7 @@ impl Sessions {
             expires_at_ms: 0,
             replies: Vec::new(),
             alarms,
+            version: plugin.version().to_owned(),
         };
         // As `persist`, but the first wake only once the slot is in the map:
         // an alarm due at once must find this session there.
@@ -577,6 +644,8 @@ impl Sessions {
             record,
             instance: Some(instance),
             lease,
+            pinned: false,
+            plugin: Some(plugin.clone()),
         };
         let slot = Slot::new(Some(live), self.tick());
         self.live
@@ -612,12 +681,13 @@ impl Sessions {
         if live.record.players.iter().any(|p| p.name == name) {
             return Err(SessionError::NameTaken(name.to_owned()));
         }
-        let plugin = self.plugin(&live.record.game)?;
+        let plugin = self.ready(session, &mut live).await?;
         let state = {
             let Live {
                 record,
                 instance: kept,
                 lease,
+                ..
             } = &mut *live;
             let seat = (record.players.len() as u64).to_be_bytes();
             let change = self.change_id(&[b"join", session.as_bytes(), &seat], *lease);
@@ -703,7 +773,7 @@ impl Sessions {
         if live.record.outcome.is_some() {
             return Err(SessionError::Refused(Refusal::Finished));
         }
-        let plugin = self.plugin(&live.record.game)?;
+        let plugin = self.ready(session, &mut live).await?;
         let number = live.record.actions + 1;
         let change = self.change_id(
             &[b"act", session.as_bytes(), &number.to_be_bytes()],
@@ -835,7 +905,7 @@ impl Sessions {
                 return Ok(subscription);
             }
         }
-        let plugin = self.plugin(&live.record.game)?;
+        let plugin = self.ready(session, &mut live).await?;
         let view = self
             .render(session, &mut live, &plugin, audience.as_deref())
             .await?;
@@ -918,7 +988,7 @@ impl Sessions {
             .player_by_token(token)
             .ok_or(SessionError::BadToken)?
             .to_owned();
-        let plugin = self.plugin(&live.record.game)?;
+        let plugin = self.ready(session, &mut live).await?;
         self.render(session, &mut live, &plugin, Some(&player))
             .await
     }
@@ -926,7 +996,7 @@ impl Sessions {
     /// The session as a spectator sees it.
     pub async fn summary(&self, session: &str) -> Result<Summary> {
         let mut live = self.lock(session).await?;
-        let plugin = self.plugin(&live.record.game)?;
+        let plugin = self.ready(session, &mut live).await?;
         let view = self.render(session, &mut live, &plugin, None).await?;
         let record = &live.record;
         Ok(Summary {
@@ -966,6 +1036,10 @@ impl Sessions {
         kept: &'a mut Option<Kept>,
         plugin: &Plugin,
     ) -> Result<&'a mut Instance> {
+        // An instance of another version (the session moved) goes.
+        if kept.as_ref().is_some_and(|k| k.version != plugin.version()) {
+            *kept = None;
+        }
         if kept.is_none() {
             *kept = Some(self.new_instance(session, plugin).await?);
         }
@@ -983,6 +1057,7 @@ impl Sessions {
         Ok(Kept {
             instance,
             counted: self.instances_kept.clone(),
+            version: plugin.version().to_owned(),
         })
     }
 
@@ -1020,12 +1095,101 @@ impl Sessions {
         self.metrics.time_plugin_call(game, call, future).await
     }
 
-    fn plugin(&self, game: &str) -> Result<Arc<Plugin>> {
+    /// The plugin version a session's next call goes to.
+    ///
+    /// A session whose state an earlier version wrote moves to the current
+    /// version when that version exports `upgrade` and upgrades the state:
+    /// the upgraded state and the version are kept in memory (and stored
+    /// with the session's next change), and its instance is replaced. If
+    /// the current version has no `upgrade`, or refuses, the session stays
+    /// on the version that wrote its state while that is loaded (after a
+    /// refusal, until it ends). When that version is gone (a restart
+    /// loads only the configured file), a refusal answers
+    /// `VersionGone` on every call, and a current version without
+    /// `upgrade` gets the state as it is. A fault in `upgrade` fails the
+    /// call and is tried again at the next. The version resolved is held
+    /// in `Live::plugin`, which keeps the catalog from unloading it.
+    async fn ready(&self, session: &str, live: &mut Live) -> Result<Arc<Plugin>> {
         // A session of a game that is no longer configured cannot be served.
-        self.games
-            .get(game)
-            .cloned()
-            .ok_or_else(|| SessionError::UnknownGame(game.to_owned()))
+        let current = self
+            .catalog
+            .current(&live.record.game)
+            .ok_or_else(|| SessionError::UnknownGame(live.record.game.clone()))?;
+        if live.record.version == current.version() {
+            return Ok(live.hold(current));
+        }
+        let game = live.record.game.clone();
+        if live.record.version.is_empty() {
+            // Written before versions were kept: by the version this host
+            // started with.
+            live.record.version = self.catalog.started(&game).unwrap_or_default();
+            if live.record.version == current.version() {
+                return Ok(live.hold(current));
+            }
+        }
+        let written = self.catalog.loaded(&game, &live.record.version);
+        match (&written, live.pinned || !current.upgrades()) {
+            (Some(written), true) => return Ok(live.hold(written.clone())),
+            (None, true) if !current.upgrades() => {
+                live.record.version = current.version().to_owned();
+                return Ok(live.hold(current));
+            }
+            _ => {}
+        }
+        // The game's own version ("1.0.0" of "1.0.0+3fa9c2e1b04d"), as
+        // `upgrade` takes it; the hash never holds a '+'.
+        let written_by = match &written {
+            Some(plugin) => plugin.game_version().to_owned(),
+            None => live
+                .record
+                .version
+                .rsplit_once('+')
+                .map_or(live.record.version.as_str(), |(game_version, _)| {
+                    game_version
+                })
+                .to_owned(),
+        };
+        // The old instance goes first: a session holds one at a time.
+        live.instance = None;
+        let mut instance = self.new_instance(session, &current).await?;
+        let state = &live.record.state;
+        let call = async {
+            let upgraded = instance.upgrade(state, &written_by).await;
+            upgraded.unwrap_or_else(|| Ok(state.clone()))
+        };
+        let upgraded = self.timed(&game, "upgrade", call).await;
+        match upgraded {
+            Ok(state) => {
+                self.check_state(&state)?;
+                tracing::info!(
+                    session, from = %live.record.version, to = %current.version(),
+                    "session moved to the current plugin version"
+                );
+                live.record.state = state;
+                live.record.version = current.version().to_owned();
+                live.instance = Some(instance);
+                Ok(live.hold(current))
+            }
+            Err(CallError::Refused(refusal)) => {
+                tracing::info!(
+                    session, from = %live.record.version, to = %current.version(), %refusal,
+                    "the current plugin version refused to upgrade the session"
+                );
+                match written {
+                    Some(written) => {
+                        live.pinned = true;
+                        Ok(live.hold(written))
+                    }
+                    None => Err(SessionError::VersionGone {
+                        game,
+                        written_by: live.record.version.clone(),
+                        current: current.version().to_owned(),
+                        reason: refusal.to_string(),
+                    }),
+                }
+            }
+            Err(CallError::Fault(fault)) => Err(SessionError::Fault(fault)),
+        }
     }
 
     fn check_document(&self, document: &str) -> Result<()> {
@@ -1229,10 +1393,25 @@ impl Sessions {
             let Some(alarm) = alarms.take_due(now_ms(), set_before) else {
                 break;
             };
+            // First the version the alarm runs on: a move to a new one
+            // changes the record the next one starts from.
+            let plugin = match self.ready(session, &mut live).await {
+                Ok(plugin) => plugin,
+                Err(SessionError::UnknownGame(game)) => {
+                    // The game is not loaded: its alarms wait, in the index,
+                    // for a host that loads it.
+                    tracing::warn!(session, game, "alarms of a game not loaded here wait");
+                    return;
+                }
+                Err(error) => return retry(&error),
+            };
             let mut next = live.record.clone();
             next.alarms = alarms.clone();
             let mut messages = Vec::new();
-            match self.run_alarm(&mut live, session, &alarm, alarms).await {
+            match self
+                .run_alarm(&mut live, &plugin, session, &alarm, alarms)
+                .await
+            {
                 Ok(Some((turn, alarms, published))) => {
                     next.state = turn.state;
                     next.outcome = turn.outcome;
@@ -1241,12 +1420,6 @@ impl Sessions {
                 }
                 // Refused or faulted: the alarm is spent, the state stays.
                 Ok(None) => {}
-                Err(SessionError::UnknownGame(game)) => {
-                    // The game is not loaded: its alarms wait, in the index,
-                    // for a host that loads it.
-                    tracing::warn!(session, game, "alarms of a game not loaded here wait");
-                    return;
-                }
                 Err(error) => return retry(&error),
             }
             if let Err(error) = self
@@ -1257,10 +1430,8 @@ impl Sessions {
             }
             let changed = next.state != live.record.state || next.outcome != live.record.outcome;
             live.record = next;
-            if let Ok(plugin) = self.plugin(&live.record.game) {
-                self.announce(session, &mut live, &plugin, messages, changed, None)
-                    .await;
-            }
+            self.announce(session, &mut live, &plugin, messages, changed, None)
+                .await;
             fired += 1;
         }
         match live.record.alarms.earliest() {
@@ -1279,21 +1450,22 @@ impl Sessions {
     async fn run_alarm(
         &self,
         live: &mut Locked,
+        plugin: &Plugin,
         session: &str,
         alarm: &crate::wasm::Alarm,
         alarms: Alarms,
     ) -> Result<Option<(crate::wasm::Turn, Alarms, Vec<String>)>> {
-        let plugin = self.plugin(&live.record.game)?;
         let Live {
             record,
             instance: kept,
             lease,
+            ..
         } = &mut **live;
         let change = self.change_id(
             &[b"alarm", session.as_bytes(), &alarm.id.to_be_bytes()],
             *lease,
         );
-        let instance = self.instance(session, kept, &plugin).await?;
+        let instance = self.instance(session, kept, plugin).await?;
         instance.lend_alarms(alarms);
         let call = instance.on_alarm(&record.state, &alarm.payload, change);
         let fired = self.timed(&record.game, "on_alarm", call).await;
@@ -1407,6 +1579,8 @@ impl Sessions {
                             record,
                             instance: None,
                             lease,
+                            pinned: false,
+                            plugin: None,
                         });
                         // Room is made for a session that is really here
                         // (not one that turned out unknown, or owned
@@ -1444,7 +1618,13 @@ impl Sessions {
                             // what this one's sockets saw is not the story.
                             self.hub.close(session);
                             match self.load(session).await {
-                                Ok(record) => live.record = record,
+                                Ok(record) => {
+                                    // Another instance's version may have
+                                    // written it: look at it afresh.
+                                    live.record = record;
+                                    live.pinned = false;
+                                    live.instance = None;
+                                }
                                 Err(error) => {
                                     *guard = None;
                                     drop(guard);
@@ -1746,7 +1926,7 @@ mod tests {
         assert_ne!(commitment(42, &[0; 16]), commitment(42, &nonce));
     }
 
-    fn record<P, A: Default>(players: Vec<P>) -> SessionRecord<P, A> {
+    fn record<P, A: Default, V: Default>(players: Vec<P>) -> SessionRecord<P, A, V> {
         SessionRecord {
             game: "hokm".into(),
             seed: 7,
@@ -1759,6 +1939,7 @@ mod tests {
             expires_at_ms: 99,
             replies: Vec::new(),
             alarms: A::default(),
+            version: V::default(),
         }
     }
 
@@ -1780,9 +1961,11 @@ mod tests {
         assert_eq!(timer.due(100), ["a"]);
     }
 
+    /// Records of every earlier format load: guests from before accounts,
+    /// no alarms from before alarms, no version from before versions.
     #[test]
     fn records_from_before_accounts_load_with_guests() {
-        let old: SessionRecord<_, ()> = record(vec![PlayerRecordV1 {
+        let old: SessionRecord<_, (), ()> = record(vec![PlayerRecordV1 {
             name: "ali".into(),
             token_hash: [9; 32],
         }]);
@@ -1794,14 +1977,28 @@ mod tests {
         assert_eq!(loaded.players[0].account, None);
         assert_eq!((loaded.actions, &loaded.state[..]), (3, &b"state"[..]));
 
-        let new: SessionRecord = record(vec![PlayerRecord {
+        let mut new: SessionRecord = record(vec![PlayerRecord {
             name: "bo".into(),
             token_hash: [8; 32],
             account: Some("a1".into()),
         }]);
+        new.version = "1.0.0+0123456789ab".into();
         let again = SessionRecord::decode(&new.encode().unwrap()).unwrap();
         assert_eq!(again.players[0].account.as_deref(), Some("a1"));
-        let v2: SessionRecord<PlayerRecord, ()> = record(vec![PlayerRecord {
+        assert_eq!(again.version, "1.0.0+0123456789ab");
+        let v3: SessionRecord<PlayerRecord, Alarms, ()> = record(vec![PlayerRecord {
+            name: "di".into(),
+            token_hash: [6; 32],
+            account: None,
+        }]);
+        let mut bytes = RECORD_FORMAT_3.to_vec();
+        bytes.extend(postcard::to_stdvec(&v3).unwrap());
+        let loaded = SessionRecord::decode(&bytes).unwrap();
+        assert_eq!(
+            (loaded.players[0].name.as_str(), loaded.version.as_str()),
+            ("di", "")
+        );
+        let v2: SessionRecord<PlayerRecord, (), ()> = record(vec![PlayerRecord {
             name: "cy".into(),
             token_hash: [7; 32],
             account: Some("a2".into()),

@@ -11,12 +11,22 @@
 //! - `DELETE /admin/v1/queue/dead-letters/{capability}/{id}`: drop it.
 //! - `GET /admin/v1/cluster`: the instances that heartbeat lately (cluster
 //!   mode), each with its URL, age of its last beat, sessions and sockets.
+//! - `GET /admin/v1/plugins`: each game's loaded versions (current first),
+//!   whether each upgrades running sessions, and the sessions in memory on
+//!   each (their count, and up to 100 ids).
+//! - `POST /admin/v1/plugins/{name}`: the body is a new component for the
+//!   configured plugin `name`; it is checked and loaded as the host loads
+//!   plugins, made current, and saved over the configured file. This
+//!   instance only: in a cluster, deploy to each.
 
 use super::routes::{Reply, bearer, ok};
 use super::{ApiError, Server};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
+
+/// Most session ids listed per plugin version.
+const SESSIONS_LISTED_MAX: usize = 100;
 
 /// Most dead letters one listing returns.
 const DEAD_LETTERS_PAGE_MAX: usize = 1000;
@@ -37,6 +47,23 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
         )
     };
     match (&method, segments.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["plugins"]) => ok(plugins(server)),
+        (&Method::POST, ["plugins", name]) => {
+            let name = name.to_string();
+            let max = server.app.config().admin.component_bytes_max;
+            let component = super::routes::read_body(server, request, max).await?;
+            let deployed = server
+                .app
+                .deploy(&name, &component)
+                .await
+                .map_err(deploy_error)?;
+            ok(json!({
+                "plugin": name,
+                "version": deployed.version,
+                "previous": deployed.previous,
+                "unloaded": deployed.unloaded,
+            }))
+        }
         (&Method::GET | &Method::HEAD, ["cluster"]) => {
             let Some(cluster) = server.app.cluster() else {
                 return ok(json!({"enabled": false, "instances": []}));
@@ -162,6 +189,52 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
             format!("no admin route {method} /admin/v1/{rest}"),
         )),
     }
+}
+
+/// Every game's loaded versions and the sessions in memory on each.
+fn plugins(server: &Server) -> serde_json::Value {
+    let catalog = server.app.catalog();
+    let sessions = server.app.sessions().sessions_by_version();
+    let games: Vec<_> = catalog
+        .games()
+        .into_iter()
+        .map(|(name, current)| {
+            let versions: Vec<_> = catalog
+                .versions(&name)
+                .iter()
+                .map(|plugin| {
+                    let on_it = sessions
+                        .get(plugin.version())
+                        .map_or(&[][..], Vec::as_slice);
+                    json!({
+                        "version": plugin.version(),
+                        "game_version": plugin.info().version,
+                        "current": plugin.version() == current.version(),
+                        "live_sessions": on_it.len(),
+                        "sessions": &on_it[..on_it.len().min(SESSIONS_LISTED_MAX)],
+                        "upgrades": plugin.upgrades(),
+                        "bytes": plugin.shape().bytes,
+                    })
+                })
+                .collect();
+            json!({"plugin": name, "game": current.info().name, "versions": versions})
+        })
+        .collect();
+    json!({ "plugins": games })
+}
+
+/// A deploy's failure as an answer: the reason is the checker's.
+fn deploy_error(failure: crate::app::DeployFailure) -> ApiError {
+    use crate::app::DeployFailure as F;
+    use crate::catalog::DeployError as D;
+    let (status, code) = match &failure {
+        F::Refused(D::UnknownGame(_)) => (StatusCode::NOT_FOUND, "unknown_plugin"),
+        F::Refused(D::TooManyVersions { .. }) => (StatusCode::CONFLICT, "too_many_versions"),
+        F::Load(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_component"),
+        F::OtherGame { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "other_game"),
+        F::NotSaved { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "not_saved"),
+    };
+    ApiError::new(status, code, failure.to_string())
 }
 
 /// The request must carry the configured admin token.

@@ -114,6 +114,9 @@ impl From<SessionError> for ApiError {
                 "unknown_game",
                 format!("no game named {game:?} is loaded"),
             ),
+            error @ SessionError::VersionGone { .. } => {
+                ApiError::new(S::CONFLICT, "version_unavailable", error.to_string())
+            }
             SessionError::UnknownSession => {
                 ApiError::new(S::NOT_FOUND, "unknown_session", "no such session")
             }

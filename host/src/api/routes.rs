@@ -643,8 +643,36 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
     server: &Server,
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {
+    let max = server.app.config().server.body_bytes_max;
+    let bytes = read_body(server, request, max).await?;
+    let document = match bytes.iter().position(|b| !b.is_ascii_whitespace()) {
+        None => &b"{}"[..],
+        Some(start) if bytes[start] == b'{' => &bytes[..],
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_json",
+                "the body must be a JSON object",
+            ));
+        }
+    };
+    serde_json::from_slice(document).map_err(|error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not the JSON expected: {error}"),
+        )
+    })
+}
+
+/// Reads a body of at most `max` bytes within
+/// `server.body_read_timeout_ms`.
+pub(super) async fn read_body(
+    server: &Server,
+    request: Request<Incoming>,
+    max: u64,
+) -> Result<bytes::Bytes, ApiError> {
     let config = &server.app.config().server;
-    let max = config.body_bytes_max;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -691,25 +719,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(
             .closing()
         }
     })?;
-    let bytes = body.to_bytes();
-    let document = match bytes.iter().position(|b| !b.is_ascii_whitespace()) {
-        None => &b"{}"[..],
-        Some(start) if bytes[start] == b'{' => &bytes[..],
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                "the body must be a JSON object",
-            ));
-        }
-    };
-    serde_json::from_slice(document).map_err(|error| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_json",
-            format!("the body is not the JSON expected: {error}"),
-        )
-    })
+    Ok(body.to_bytes())
 }
 
 /// Wraps a plugin's JSON document; a plugin that returns something else has

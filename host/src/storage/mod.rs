@@ -21,6 +21,7 @@
 //! formats of the API, or figment. Namespaces keep plugins apart: every key is
 //! scoped by the [`Namespace`] of the op or read.
 
+mod closed;
 mod cursor;
 mod error;
 mod limits;
@@ -32,6 +33,7 @@ pub mod redis;
 pub mod resilient;
 pub mod sled;
 
+pub use closed::Closed;
 pub use error::Error;
 pub use limits::Limits;
 pub use op::{Applied, ColdWrite, HotWrite, Namespace, NamespaceError, Op, OpId, RecordWrite};

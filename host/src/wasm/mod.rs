@@ -1,8 +1,10 @@
 //! The plugin runtime: wasmtime engine, linker, plugin loading and calls.
 //!
 //! - One [`Runtime`] per host: the engine (pooling allocator, epoch
-//!   interruption), the linker (hoard's WIT imports plus an empty WASI) and
-//!   the epoch ticker thread.
+//!   interruption), the linker (hoard's WIT imports plus WASI with no
+//!   files, sockets or environment; stdout and stderr go to the log,
+//!   [`log`]) and the epoch ticker thread. Loading reads a component's
+//!   outline first ([`shape`]) to refuse what cannot run, by name.
 //! - One [`Plugin`] per loaded component, compiled once into an
 //!   `InstancePre`.
 //! - One [`Instance`] per game session: a store of its own with memory and
@@ -20,8 +22,11 @@
 mod alarms;
 mod cold;
 mod hot;
+mod log;
+mod shape;
 
 pub use alarms::{Alarm, Alarms};
+pub use shape::{Shape, Size};
 
 use crate::storage::{self, Namespace, OpId, Storage};
 use serde::{Deserialize, Serialize};
@@ -29,7 +34,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, ComponentExportIndex, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -47,6 +52,14 @@ mod bindings {
 }
 
 use bindings::exports::hoard::plugin::game;
+
+/// The version of the plugin contract (`wit/`, `hoard:plugin@...`) this
+/// host speaks. A component built for another `0.x` is refused by name.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
+/// Most elements one table of an instance may hold (the pooling
+/// allocator reserves this much per table; wasmtime's default).
+pub const TABLE_ELEMENTS_MAX: u64 = 20_000;
 
 /// Limits and sizes of the plugin runtime.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +87,31 @@ pub struct WasmConfig {
     /// the plugin unstripped to see its own function names).
     #[serde(default)]
     pub perf_map: bool,
+    /// Lines one plugin may print per second (WASI stdout and stderr, all
+    /// its instances together), after a burst of four seconds' worth; the
+    /// rest are dropped and counted.
+    #[serde(default = "default_log_lines_per_s")]
+    pub log_lines_per_s: u32,
+    /// Longest line of a plugin's output that is logged; the rest is cut.
+    #[serde(default = "default_log_line_bytes_max")]
+    pub log_line_bytes_max: u32,
+    /// Most versions of one plugin loaded at once, the current one
+    /// included: older ones serve the sessions started on them (see
+    /// `catalog`).
+    #[serde(default = "default_plugin_versions_max")]
+    pub plugin_versions_max: u32,
+}
+
+fn default_plugin_versions_max() -> u32 {
+    4
+}
+
+fn default_log_lines_per_s() -> u32 {
+    50
+}
+
+fn default_log_line_bytes_max() -> u32 {
+    2048
 }
 
 impl Default for WasmConfig {
@@ -86,6 +124,9 @@ impl Default for WasmConfig {
             instances_max: 1024,
             rpc_instances_max: 4,
             perf_map: false,
+            log_lines_per_s: default_log_lines_per_s(),
+            log_line_bytes_max: default_log_line_bytes_max(),
+            plugin_versions_max: default_plugin_versions_max(),
         }
     }
 }
@@ -100,7 +141,29 @@ pub enum LoadError {
     },
     #[error("{path} is not a WebAssembly component: {reason}")]
     NotAComponent { path: String, reason: String },
-    #[error("{path} does not fit the hoard:plugin/plugin@0.2.0 world: {reason}")]
+    #[error(
+        "{path} was built for the plugin contract hoard:plugin@{found}, and this host speaks \
+         hoard:plugin@{CONTRACT_VERSION}: rebuild it with this hoard's SDK (plugins/sdk), or \
+         run it on a hoard that speaks {found}"
+    )]
+    Contract { path: String, found: String },
+    #[error(
+        "{path} imports `{import}`, which this host does not provide as the component expects \
+         it (this host provides hoard:plugin@{CONTRACT_VERSION}'s interfaces and WASI 0.2's, \
+         with no files, sockets or environment): {detail}"
+    )]
+    UnknownImport {
+        path: String,
+        import: String,
+        detail: String,
+    },
+    #[error("{path} asks for {asked}, more than {limit}")]
+    TooLarge {
+        path: String,
+        asked: String,
+        limit: String,
+    },
+    #[error("{path} does not fit the hoard:plugin/plugin@{CONTRACT_VERSION} world: {reason}")]
     WrongWorld { path: String, reason: String },
     #[error("{path} failed while describing itself: {fault}")]
     Describe { path: String, fault: Fault },
@@ -183,8 +246,11 @@ pub struct InstanceData {
     namespace: Namespace,
     storage: Storage,
     /// WASI's empty context: clocks and random numbers, and no files,
-    /// sockets, env or args.
+    /// sockets, env or args; stdout and stderr go to `log`.
     wasi: WasiCtx,
+    /// The instance's stderr, through which both its streams are told
+    /// their session.
+    log: log::PluginLog,
     table: ResourceTable,
     limits: StoreLimits,
     /// When the call in progress began.
@@ -319,6 +385,7 @@ impl Runtime {
             .total_memories(instances.saturating_mul(2))
             .total_tables(instances.saturating_mul(4))
             .total_stacks(instances)
+            .table_elements(TABLE_ELEMENTS_MAX as usize)
             // The store limiter enforces `memory_bytes_max` with a clear trap;
             // the pool allows more so the limiter is what a guest hits.
             .max_memory_size(
@@ -379,6 +446,8 @@ impl Runtime {
             .await
     }
 
+    /// As [`Runtime::load`], from the component's bytes; `origin` names
+    /// them in errors.
     pub async fn load_bytes(
         &self,
         name: &str,
@@ -387,25 +456,33 @@ impl Runtime {
     ) -> Result<Plugin, LoadError> {
         let namespace = Namespace::plugin(name)?;
         let path = origin.to_owned();
-        let component =
-            Component::from_binary(&self.engine, bytes).map_err(|e| LoadError::NotAComponent {
-                path: path.clone(),
-                reason: root_cause(&e),
-            })?;
-        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+        let shape = self.shape_fits(&path, bytes)?;
+        // Compiling takes a while: off the async threads.
+        let (engine, owned) = (self.engine.clone(), bytes.to_vec());
+        let compiled = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &owned))
+            .await
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        let component = compiled.map_err(|e| LoadError::NotAComponent {
             path: path.clone(),
-            reason: format!("{e:#}"),
-        };
+            reason: root_cause(&e),
+        })?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(wrong_world)?;
-        let pre = bindings::PluginPre::new(instance_pre).map_err(wrong_world)?;
-        let exports = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
+            .map_err(|e| import_error(&path, &e))?;
+        let pre = bindings::PluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let upgrade = component
+            .get_export_index(None, format!("hoard:plugin/upgrade@{CONTRACT_VERSION}"))
+            .and_then(|interface| component.get_export_index(Some(&interface), "upgrade"));
+        let indices = bindings::PluginIndices::new(pre.instance_pre()).map_err(|e| {
+            LoadError::WrongWorld {
+                path: path.clone(),
+                reason: format!("{e:#}"),
+            }
+        })?;
         let mut plugin = Plugin {
             namespace,
             pre,
@@ -421,7 +498,14 @@ impl Runtime {
                 max_players: 0,
                 rpcs: Vec::new(),
             },
-            exports,
+            shape,
+            version: String::new(),
+            upgrade,
+            indices,
+            log_budget: log::LogBudget::new(
+                self.config.log_lines_per_s,
+                self.config.log_line_bytes_max as usize,
+            ),
         };
         let mut instance = plugin
             .instantiate()
@@ -437,7 +521,99 @@ impl Runtime {
                 path: path.clone(),
                 fault,
             })?;
+        if let Some(upgrade) = &plugin.upgrade {
+            instance
+                .raw
+                .get_typed_func::<UpgradeParams<'_>, UpgradeResults>(&mut instance.store, upgrade)
+                .map_err(|e| LoadError::WrongWorld {
+                    path: path.clone(),
+                    reason: format!(
+                        "its upgrade export does not match hoard:plugin/upgrade@{CONTRACT_VERSION}: {e:#}"
+                    ),
+                })?;
+        }
+        plugin.version = version_of(&plugin.info.version, bytes);
         Ok(plugin)
+    }
+
+    /// The component's shape, if it is one this host can run: built for
+    /// this contract, and asking for no more memory or table space than an
+    /// instance may have. Checked before compiling, so each refusal names
+    /// its cause rather than a compile or instantiation failure.
+    fn shape_fits(&self, path: &str, bytes: &[u8]) -> Result<Shape, LoadError> {
+        let shape = Shape::read(bytes).map_err(|reason| LoadError::NotAComponent {
+            path: path.to_owned(),
+            reason,
+        })?;
+        if !shape.speaks(CONTRACT_VERSION) {
+            return Err(LoadError::Contract {
+                path: path.to_owned(),
+                found: shape
+                    .contract
+                    .clone()
+                    .expect("only a stated contract differs"),
+            });
+        }
+        let memory_max = self.config.memory_bytes_max;
+        if shape.largest_initial_memory_bytes() > memory_max {
+            return Err(LoadError::TooLarge {
+                path: path.to_owned(),
+                asked: format!(
+                    "a linear memory of {} at its start",
+                    Size(shape.largest_initial_memory_bytes())
+                ),
+                limit: format!("wasm.memory_bytes_max ({})", Size(memory_max)),
+            });
+        }
+        if let Some(table) = shape
+            .tables
+            .iter()
+            .find(|t| t.initial_elements > TABLE_ELEMENTS_MAX)
+        {
+            return Err(LoadError::TooLarge {
+                path: path.to_owned(),
+                asked: format!("a table of {} elements", table.initial_elements),
+                limit: format!("the {TABLE_ELEMENTS_MAX} an instance's table may hold"),
+            });
+        }
+        Ok(shape)
+    }
+
+    /// The limits plugins run under.
+    pub fn config(&self) -> &WasmConfig {
+        &self.config
+    }
+}
+
+/// Why the linker could not satisfy a component's imports: the import it
+/// names, when wasmtime's error names one, else the whole error.
+fn import_error(path: &str, error: &wasmtime::Error) -> LoadError {
+    // wasmtime: "component imports instance `wasi:http/types@0.2.0`, but a
+    // matching implementation was not found in the linker", then a cause.
+    let named = error.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let rest = text.strip_prefix("component imports ")?;
+        let start = rest.find('`')? + 1;
+        let end = start + rest[start..].find('`')?;
+        Some(rest[start..end].to_owned())
+    });
+    match named {
+        Some(import) => LoadError::UnknownImport {
+            path: path.to_owned(),
+            import,
+            // What wasmtime found wrong under the import: a missing
+            // instance, or the function in it that differs.
+            detail: error
+                .chain()
+                .skip(1)
+                .map(|cause| cause.to_string())
+                .collect::<Vec<_>>()
+                .join(": "),
+        },
+        None => LoadError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("{error:#}"),
+        },
     }
 }
 
@@ -454,7 +630,16 @@ pub struct Plugin {
     pre: bindings::PluginPre<InstanceData>,
     runtime: RuntimeHandle,
     info: GameInfo,
-    exports: Vec<String>,
+    /// What the component is made of, as loading read it.
+    shape: Shape,
+    /// The game's version and the component's hash: see [`version_of`].
+    version: String,
+    /// Its `hoard:plugin/upgrade` export's function, if it has one.
+    upgrade: Option<ComponentExportIndex>,
+    /// Where the bindings' exports are, found once at load.
+    indices: bindings::PluginIndices,
+    /// The rate its instances' printed lines share.
+    log_budget: Arc<log::LogBudget>,
 }
 
 impl Plugin {
@@ -466,19 +651,46 @@ impl Plugin {
         &self.namespace
     }
 
-    /// The component's exported interfaces, as `plugin check` prints them.
-    pub fn exports(&self) -> &[String] {
-        &self.exports
+    /// This build of the game: its own version and the component's hash
+    /// (`1.2.0+3fa9c2e1b04d`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The game's own version (`describe().version`).
+    pub fn game_version(&self) -> &str {
+        &self.info.version
+    }
+
+    /// Whether it exports `hoard:plugin/upgrade`: it can carry sessions
+    /// an earlier version ran.
+    pub fn upgrades(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
+    /// What the component is made of: contract, imports, exports, the
+    /// memories and tables it asks for.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
     }
 
     /// A fresh instance with its own store, memory and limits.
     pub async fn instantiate(&self) -> Result<Instance, Fault> {
         let config = &self.runtime.config;
         let suspended = Arc::new(AtomicU64::new(0));
+        let (stdout, stderr) = log::PluginLog::streams(
+            self.namespace.as_str(),
+            &self.info.version,
+            self.log_budget.clone(),
+        );
         let data = InstanceData {
             namespace: self.namespace.clone(),
             storage: self.runtime.storage.clone(),
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .stdout(stdout)
+                .stderr(stderr.clone())
+                .build(),
+            log: stderr,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(usize::try_from(config.memory_bytes_max).unwrap_or(usize::MAX))
@@ -497,14 +709,21 @@ impl Plugin {
         store.set_epoch_deadline(deadline_ticks(config));
         let deadline_config = config.clone();
         store.epoch_deadline_callback(move |store| Ok(store.data().on_deadline(&deadline_config)));
-        let guest = self
+        let raw = self
             .pre
+            .instance_pre()
             .instantiate_async(&mut store)
             .await
+            .map_err(|e| classify(e, config))?;
+        let guest = self
+            .indices
+            .load(&mut store, &raw)
             .map_err(|e| classify(e, config))?;
         Ok(Instance {
             store,
             guest,
+            raw,
+            upgrade: self.upgrade,
             config: config.clone(),
             suspended,
             lent: None,
@@ -512,10 +731,18 @@ impl Plugin {
     }
 }
 
+/// The types of `hoard:plugin/upgrade.upgrade`.
+type UpgradeParams<'a> = (&'a [u8], &'a str);
+type UpgradeResults = (Result<Vec<u8>, game::GameError>,);
+
 /// A live plugin instance serving one session.
 pub struct Instance {
     store: Store<InstanceData>,
     guest: bindings::Plugin,
+    /// The instance itself, for the exports outside the bindings.
+    raw: wasmtime::component::Instance,
+    /// The plugin's `upgrade` function, if it exports one.
+    upgrade: Option<ComponentExportIndex>,
     config: WasmConfig,
     /// Shared with the store's data; see [`InstanceData::on_deadline`].
     suspended: Arc<AtomicU64>,
@@ -558,6 +785,7 @@ impl Instance {
     /// instead of going to hot storage.
     pub fn serve_session(&mut self, session: &str, messages_max: usize) {
         let data = self.store.data_mut();
+        data.log.set_session(session);
         data.session_channel = Some(format!("session:{session}"));
         data.messages_max = messages_max;
     }
@@ -732,6 +960,39 @@ impl Instance {
         })
     }
 
+    /// Carries `state`, which the plugin's game version `written_by`
+    /// wrote, into this version's; `None` when the plugin has no
+    /// `upgrade`.
+    pub async fn upgrade(
+        &mut self,
+        state: &[u8],
+        written_by: &str,
+    ) -> Option<Result<Vec<u8>, CallError>> {
+        let index = self.upgrade?;
+        self.arm(None);
+        let upgrade = match self
+            .raw
+            .get_typed_func::<UpgradeParams<'_>, UpgradeResults>(&mut self.store, index)
+        {
+            Ok(upgrade) => upgrade,
+            Err(error) => return Some(Err(CallError::Fault(self.fault(error)))),
+        };
+        // No storage during `upgrade`: it may run again for the same state.
+        let closed = Arc::new(storage::Closed { during: "upgrade" });
+        let storage = std::mem::replace(
+            &mut self.store.data_mut().storage,
+            Storage {
+                hot: closed.clone(),
+                cold: closed,
+                limits: storage::Limits::default(),
+            },
+        );
+        let call = upgrade.call_async(&mut self.store, (state, written_by));
+        let result = counting_suspension(&self.suspended, call).await;
+        self.store.data_mut().storage = storage;
+        Some(self.settle(result.map(|(upgraded,)| upgraded)))
+    }
+
     pub async fn view(&mut self, state: &[u8], player: Option<&str>) -> Result<String, CallError> {
         self.arm(None);
         let result = self
@@ -743,6 +1004,16 @@ impl Instance {
         json_document("view", &view)?;
         Ok(view)
     }
+}
+
+/// A build's version: the game's own (`describe().version`) and the first
+/// 12 hex digits of the component's SHA-256, so two builds that both call
+/// themselves 1.2.0 are told apart.
+fn version_of(described: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let hash: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{described}+{hash}")
 }
 
 /// Whether `text` is one JSON document (a scan; no tree is built).

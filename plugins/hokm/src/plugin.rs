@@ -159,6 +159,22 @@ impl Rules for Hokm {
         state
     }
 
+    /// Postcard does not describe itself: a state another version wrote
+    /// could read as the wrong game. Only this version's own state is
+    /// taken (a rebuild of it); sessions of other versions stay on theirs.
+    fn upgrade(state: &[u8], written_by: &str) -> Result<Table, GameError> {
+        if written_by != env!("CARGO_PKG_VERSION") {
+            return Err(GameError::malformed(
+                "no_upgrade",
+                format!(
+                    "Hokm {} does not read {written_by}'s state",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            ));
+        }
+        Self::decode(state)
+    }
+
     fn decode(state: &[u8]) -> Result<Table, GameError> {
         let bad = || GameError::malformed("bad_state", "the session state is not a Hokm game");
         let (game, rest) = postcard::take_from_bytes::<Game>(state).map_err(|_| bad())?;

@@ -148,6 +148,22 @@ fn run(action: &Action) -> Result<Value, GameError> {
             ));
         }
         "trap" => panic!("the probe was told to trap"),
+        // `bytes` lines of `body` at level `member`, through the SDK.
+        "log" => {
+            let lines = action.bytes.unwrap_or(1);
+            for _ in 0..lines {
+                match action.member.as_ref() {
+                    "error" => hoard_sdk::log::error(&action.body),
+                    "warn" => hoard_sdk::log::warn(&action.body),
+                    "debug" => hoard_sdk::log::debug(&action.body),
+                    _ => hoard_sdk::log::info(&action.body),
+                }
+            }
+            return Ok(json!(lines));
+        }
+        "log-forever" => loop {
+            hoard_sdk::log::info("again");
+        },
         "loop" => {
             let mut n: u64 = 0;
             loop {
@@ -362,6 +378,13 @@ impl hoard_sdk::Game for Probe {
             panic!("the probe was told to fail its view");
         }
         Ok(state.to_string())
+    }
+}
+
+/// The probe's state is a counter every version reads alike.
+impl hoard_sdk::Upgrade for Probe {
+    fn upgrade(state: Vec<u8>, _from: String) -> Result<Vec<u8>, GameError> {
+        Ok(state)
     }
 }
 

@@ -27,10 +27,13 @@
 //!   effects) that is not part of its state.
 //! - [`Router`]: `rpc` calls dispatched by name to handlers on typed input.
 //! - [`Rng`]: random numbers from the session's seed, so a session replays.
+//! - [`log`]: lines for the host's log, with a level, tagged by the host
+//!   with the plugin, its version and the session.
 //!
 //! ```ignore
 //! struct MyGame;
 //! impl hoard_sdk::Game for MyGame { /* describe, create, join, act, view */ }
+//! impl hoard_sdk::Upgrade for MyGame { /* upgrade: earlier versions' state */ }
 //! hoard_sdk::export!(MyGame);
 //! ```
 //!
@@ -40,7 +43,7 @@
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "plugin",
+    world: "upgradable",
     pub_export_macro: true,
     export_macro_name: "export",
     default_bindings_module: "hoard_sdk",
@@ -51,6 +54,7 @@ pub use clock::TurnClock;
 pub use exports::hoard::plugin::game::{
     GameError, Guest as Game, Info, Player, Problem, Session, Turn,
 };
+pub use exports::hoard::plugin::upgrade::Guest as Upgrade;
 pub use history::{Entry, History};
 pub use hoard::plugin::{alarms, cold, hot, types};
 pub use install::Install;
@@ -67,6 +71,7 @@ mod clock;
 mod history;
 mod install;
 mod keys;
+pub mod log;
 mod records;
 mod refusal;
 mod rng;

@@ -85,6 +85,23 @@ pub trait Rules {
         ))
     }
 
+    /// A running session's state, which the game's version `from` (its
+    /// `describe().version`) wrote, as this version's state: called when a
+    /// new version of the plugin is deployed, at the session's next call.
+    /// The default decodes the bytes as they are, which suits a JSON state
+    /// that only gained fields (`#[serde(default)]`); a game whose state
+    /// changed shape reads the old one ([`decode_json`] with the old type)
+    /// and builds the new. A game whose encoding does not describe itself
+    /// (postcard) should refuse versions it does not know, as Hokm does:
+    /// an old layout may decode as garbage rather than fail. An error
+    /// keeps the session on version `from` while the host has it loaded.
+    /// Storage is refused during `upgrade`: it may run again for the same
+    /// state.
+    fn upgrade(state: &[u8], from: &str) -> Result<Self::State, GameError> {
+        let _ = from;
+        Self::decode(state)
+    }
+
     /// The state as the bytes the host keeps: JSON unless overridden.
     fn encode(state: &Self::State) -> Vec<u8> {
         serde_json::to_vec(state).expect("a game's state serializes")
@@ -94,6 +111,13 @@ pub trait Rules {
     fn decode(state: &[u8]) -> Result<Self::State, GameError> {
         serde_json::from_slice(state).map_err(|e| malformed("bad_state", e))
     }
+}
+
+/// State kept as JSON (the default encoding), read as `T`: an earlier
+/// version's state type, in [`Rules::upgrade`]. A state that does not read
+/// as `T` is refused with `bad_state`.
+pub fn decode_json<T: DeserializeOwned>(state: &[u8]) -> Result<T, GameError> {
+    serde_json::from_slice(state).map_err(|e| malformed("bad_state", e))
 }
 
 fn malformed(code: &str, error: serde_json::Error) -> GameError {
@@ -221,6 +245,10 @@ pub mod glue {
         Ok(R::rpc(&name, caller.as_ref(), input)?.to_string())
     }
 
+    pub fn upgrade<R: Rules>(state: Vec<u8>, from: String) -> Result<Vec<u8>, GameError> {
+        Ok(kept::keep::<R>(R::upgrade(&state, &from)?))
+    }
+
     pub fn view<R: Rules>(state: Vec<u8>, player: Option<String>) -> Result<String, GameError> {
         kept::with::<R, _>(state, |state| {
             serde_json::to_string(&R::view(state, player.as_deref()))
@@ -276,6 +304,12 @@ macro_rules! export_rules {
             }
             fn view(state: Vec<u8>, player: Option<String>) -> Result<String, $crate::GameError> {
                 $crate::rules::glue::view::<$rules>(state, player)
+            }
+        }
+
+        impl $crate::Upgrade for __HoardRules {
+            fn upgrade(state: Vec<u8>, from: String) -> Result<Vec<u8>, $crate::GameError> {
+                $crate::rules::glue::upgrade::<$rules>(state, from)
             }
         }
 
