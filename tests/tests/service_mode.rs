@@ -3,7 +3,9 @@
 //! when a server is missing; `hoard migrate`.
 
 use hoard::storage::Namespace;
-use hoard_tests::services::{RedisKeys, TestDatabase, free_port, use_service_backends};
+use hoard_tests::services::{
+    RedisKeys, TestDatabase, free_port, service_host, use_service_backends,
+};
 use hoard_tests::{TestHost, hokm};
 use serde_json::json;
 use std::process::Command;
@@ -142,6 +144,53 @@ async fn bad_storage_input_gets_typed_errors_in_service_mode() {
         assert!(last(put).parse::<u64>().is_ok());
     }
     host.stop().await;
+}
+
+/// A storage error a plugin passes on keeps its kind: a conflict is 409
+/// `storage_conflict` naming both versions, a refused value 500
+/// `storage_refused`; neither is `storage_unavailable`, which would tell
+/// the client to wait for a server that is up. The session is unchanged
+/// and keeps serving. Offline and in service mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_error_the_plugin_passes_on_keeps_its_kind() {
+    let offline = TestHost::start(&[("probe", "probe")]).await;
+    let (service, _backends) = service_host(&[("probe", "probe")]).await;
+    for host in [&offline, &service] {
+        let api = host.api();
+        let probe = api.join(&api.create("probe", json!({})).await, "p").await;
+        let put = |expected: Option<u64>, body: &str| json!({"do": "cold-put-strict", "collection": "c", "key": "k", "body": body, "expected": expected});
+        let first = probe.act(&put(Some(0), "{}")).await;
+        assert_eq!(
+            (first.status, first.body["view"]["last"].clone()),
+            (200, json!(1))
+        );
+
+        let stale = probe.act(&put(Some(0), "{}")).await;
+        assert_eq!(
+            (stale.status, stale.code()),
+            (409, "storage_conflict"),
+            "{:?}",
+            stale.body
+        );
+        let message = stale.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("expected version 0, found 1"), "{message}");
+
+        let refused = probe.act(&put(None, "{not json")).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (500, "storage_refused"),
+            "{:?}",
+            refused.body
+        );
+
+        let next = probe.act(&put(Some(1), "{}")).await;
+        assert_eq!(
+            (next.status, next.body["view"]["last"].clone()),
+            (200, json!(2))
+        );
+    }
+    offline.stop().await;
+    service.stop().await;
 }
 
 /// A statement that passes the Postgres statement timeout is `unavailable`,

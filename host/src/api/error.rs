@@ -83,25 +83,43 @@ fn plugin_message(message: &str) -> String {
     message.chars().take(500).collect()
 }
 
+/// A storage error that ends a request, whether the host's own storage
+/// call failed or a plugin's did and the plugin passed the error on. Only
+/// `unavailable` (and a full outbox) say "try later"; a conflict says "try
+/// again now"; the rest are a refusal the request cannot get past.
 impl From<storage::Error> for ApiError {
     fn from(error: storage::Error) -> Self {
+        use StatusCode as S;
         tracing::warn!(%error, "storage error");
-        if let storage::Error::LimitExceeded {
-            what: "outbox-ops" | "outbox-bytes",
-            ..
-        } = error
-        {
-            return ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+        match error {
+            storage::Error::LimitExceeded {
+                what: "outbox-ops" | "outbox-bytes",
+                ..
+            } => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
                 "outbox_full",
                 "storage is down and the host's queue of writes is full; nothing was changed, try again later",
-            );
+            ),
+            storage::Error::Unavailable(_) => ApiError::new(
+                S::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "storage is unavailable; nothing was changed, try again",
+            ),
+            storage::Error::Conflict { expected, current } => ApiError::new(
+                S::CONFLICT,
+                "storage_conflict",
+                format!(
+                    "a record changed while this request wrote it (expected version {expected}, found {current}); try again"
+                ),
+            ),
+            error @ (storage::Error::NotFound
+            | storage::Error::Invalid { .. }
+            | storage::Error::LimitExceeded { .. }) => ApiError::new(
+                S::INTERNAL_SERVER_ERROR,
+                "storage_refused",
+                format!("storage refused a call: {error}"),
+            ),
         }
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "storage is unavailable; nothing was changed, try again",
-        )
     }
 }
 

@@ -230,6 +230,12 @@ fn run(action: &Action) -> Result<Value, GameError> {
         }),
         "cold-put" => timed(|| cold::put(&action.collection, key, &action.body, action.expected))
             .map(|v| json!(v)),
+        // As `cold-put`, but a storage error refuses the action (`?`), as in
+        // a game that does not handle it.
+        "cold-put-strict" => {
+            let version = cold::put(&action.collection, key, &action.body, action.expected)?;
+            return Ok(json!(version));
+        }
         "cold-get" => timed(|| cold::get(&action.collection, key))
             .map(|r| json!(r.map(|r| json!({"version": r.version, "body": r.body})))),
         "record-match" => record_match(key, action),

@@ -8,7 +8,17 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 /// How often [`Records::update`] tries before it gives the conflict up.
-pub const UPDATE_TRIES: u32 = 16;
+pub const UPDATE_TRIES: u32 = 32;
+
+/// The first pause after a conflict in [`Records::update`], in
+/// microseconds; it doubles with each conflict up to [`BACKOFF_MAX_US`].
+const BACKOFF_FIRST_US: u64 = 100;
+
+/// The longest pause between two tries of [`Records::update`]: with
+/// [`UPDATE_TRIES`] it bounds the pauses of one update to about 60 ms, a
+/// quarter of the host's default run time for a call (`wasm.call_timeout_ms`,
+/// which a pause counts against).
+const BACKOFF_MAX_US: u64 = 2_000;
 
 /// A value and the version it was read at.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,15 +86,24 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
 
     /// Reads `key` (`None` if absent), lets `change` make the next value,
     /// and writes it only if nobody wrote the record meanwhile; on a
-    /// `conflict` it reads again and calls `change` again, up to
+    /// `conflict` it pauses, reads again and calls `change` again, up to
     /// [`UPDATE_TRIES`] times. So `change` must not have effects of its own.
+    ///
+    /// The pauses grow and are random ("full jitter": up to 0.1 ms after
+    /// the first conflict, doubling to at most 2 ms): writers that collided
+    /// once do not collide again in lockstep, so one session does not lose
+    /// to the others try after try. A record that many sessions write all
+    /// the time is better kept hot (a `Counter`, a `Leaderboard`).
     pub fn update(
         &self,
         key: &str,
         mut change: impl FnMut(Option<T>) -> T,
     ) -> Result<Versioned<T>, GameError> {
         let mut last = None;
-        for _ in 0..UPDATE_TRIES {
+        for try_number in 0..UPDATE_TRIES {
+            if try_number > 0 {
+                pause_after_conflict(try_number);
+            }
             let (version, current) = match self.get(key)? {
                 Some(read) => (read.version, Some(read.value)),
                 None => (0, None),
@@ -105,4 +124,22 @@ impl<T: Serialize + DeserializeOwned> Records<T> {
         }
         Err(GameError::Storage(last.expect("tried at least once")))
     }
+}
+
+/// Sleeps a random time up to `BACKOFF_FIRST_US << (conflicts - 1)`,
+/// capped at [`BACKOFF_MAX_US`].
+fn pause_after_conflict(conflicts: u32) {
+    let doublings = conflicts.saturating_sub(1).min(16);
+    let ceiling = (BACKOFF_FIRST_US << doublings).min(BACKOFF_MAX_US);
+    let pause = jitter() % (ceiling + 1);
+    std::thread::sleep(std::time::Duration::from_micros(pause));
+}
+
+/// A random number, from WASI's random source: std seeds every
+/// `RandomState` from it (its keys then step by one per `new`, and SipHash
+/// spreads each step over all 64 bits). A pause needs no more; the game's
+/// own choices come from its seed (`Rng`), never from here.
+fn jitter() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
 }
