@@ -1,5 +1,5 @@
 //! The `hoard` command line: `serve`, `dev`, `migrate`, `plugin new |
-//! build | check`, and through a running host's admin API `plugin deploy |
+//! build | check`, `data export | import | verify`, and through a running host's admin API `plugin deploy |
 //! versions`, `queue` (the outbox) and `cluster`.
 
 use crate::config::Config;
@@ -62,12 +62,67 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// Export, import and verify plugins' data as dumps (JSON lines):
+    /// backups, and moving data between offline and service mode.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// See the instances of a cluster, through any one of them.
     Cluster {
         #[command(flatten)]
         admin: AdminArgs,
         #[command(subcommand)]
         command: ClusterCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write everything the namespaces hold (hot values with the time they
+    /// have left, hashes, leaderboards, cold records with their versions,
+    /// history) as a dump. Offline, stop the host first: the sled database
+    /// is locked while it runs.
+    Export {
+        /// Config file naming the storage (default: configs/offline.toml
+        /// if present).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A namespace to export (default: every configured plugin's).
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+        /// Also the host's own data (`_hoard`): accounts and sessions.
+        #[arg(long)]
+        include_host: bool,
+        /// Write here (default: standard output). The file is written
+        /// beside, then renamed, so it is whole or absent.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Apply a dump through the storage traits. Running it again changes
+    /// nothing; an item that meets other data follows --on-conflict.
+    Import {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Put namespace FROM's items into namespace TO.
+        #[arg(long = "namespace-map", value_name = "FROM=TO")]
+        namespace_map: Vec<String>,
+        /// What an item that meets other data does: keep what is there,
+        /// replace it, or stop the import there.
+        #[arg(long, value_enum, default_value = "fail")]
+        on_conflict: crate::data::OnConflict,
+        /// Also import the host's own data (`_hoard`) if the dump has it.
+        #[arg(long)]
+        include_host: bool,
+        /// Read here (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Check a dump's checksums and that it restores into an empty offline
+    /// store, item for item.
+    Verify {
+        /// The dump.
+        file: PathBuf,
     },
 }
 
@@ -229,6 +284,10 @@ pub fn main() -> std::process::ExitCode {
                 }
             }
             Command::Migrate { config } => migrate(config.as_deref()).await,
+            Command::Data { command } => match crate::data::cli::run(command).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => fail(error),
+            },
             Command::Dev {
                 dirs,
                 config,

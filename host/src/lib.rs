@@ -25,6 +25,8 @@
 //! - [`api`]: the HTTP API and the WebSocket events, and their limits per
 //!   connection and client; the only module that knows their JSON wire
 //!   format.
+//! - [`data`]: export and import of plugins' data as dumps (`hoard data`),
+//!   through the storage traits.
 //! - [`metrics`]: the Prometheus series of `/metrics`.
 //! - [`cli`]: the `hoard` command line.
 //! - [`dev`]: `hoard dev`: serve plugin crates, rebuild and reload them
@@ -41,6 +43,7 @@ pub mod catalog;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod data;
 pub mod dev;
 pub mod metrics;
 pub mod plugin_crate;

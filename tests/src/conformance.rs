@@ -12,7 +12,8 @@
 //! backend and run in parallel.
 
 use hoard::storage::{
-    Applied, ColdWrite, Compare, Condition, Error, HotWrite, Namespace, Op, RecordWrite, Storage,
+    Applied, ColdWrite, Compare, Condition, Error, ExportView, HotWrite, Item, Namespace, Op,
+    RecordWrite, Storage,
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,7 +25,7 @@ macro_rules! hot_conformance_suite {
         $crate::conformance_suite!(@cases $make;
             ttl_expires_values, counters_lose_no_concurrent_increment, leaderboards_rank_ties_and_neighbours,
             hashes_keep_fields, hot_large_values_round_trip, hot_hostile_keys_stay_distinct, hot_namespaces_are_isolated,
-            hot_ops_apply_once);
+            hot_ops_apply_once, hot_exports_hold_every_item);
     };
 }
 
@@ -36,7 +37,8 @@ macro_rules! cold_conformance_suite {
             versions_conflict_and_change_nothing, transactions_are_all_or_nothing,
             pagination_neither_skips_nor_repeats, queries_match_json_fields, history_streams_append_in_order,
             cold_large_values_round_trip, cold_hostile_keys_stay_distinct, cold_namespaces_are_isolated,
-            cold_ops_apply_once, cold_batches_commit_whole_or_not_at_all);
+            cold_ops_apply_once, cold_batches_commit_whole_or_not_at_all, cold_exports_hold_every_item,
+            cold_restores_set_exact_versions_and_seqs);
     };
 }
 
@@ -1303,5 +1305,336 @@ pub async fn cold_batches_commit_whole_or_not_at_all(storage: &Storage) {
     assert_eq!(
         storage.cold.apply(&failing[2]).await.unwrap(),
         Applied::Seq(2)
+    );
+}
+
+/// Everything a namespace's export hands over (hot or cold), sorted.
+async fn exported(
+    storage: &Storage,
+    ns: &Namespace,
+    hot_capability: bool,
+) -> (Vec<Item>, ExportView) {
+    let mut items = Vec::new();
+    let mut sink = |item: Item| {
+        items.push(item);
+        Ok(())
+    };
+    let view = match hot_capability {
+        true => storage.hot.export(ns, &mut sink).await.unwrap(),
+        false => storage.cold.export(ns, &mut sink).await.unwrap(),
+    };
+    items.sort_by_key(|item| format!("{item:?}"));
+    (items, view)
+}
+
+/// A hot export hands over every live value (with the time it has left),
+/// hash field and leaderboard score of its namespace, each once, names
+/// byte for byte (hostile ones too): nothing expired or deleted, nothing
+/// of another namespace, none of the backend's own bookkeeping.
+pub async fn hot_exports_hold_every_item(storage: &Storage) {
+    let (ns, other) = (fresh_namespace(), fresh_namespace());
+    let hostile = ["a}b", "x:op:00", "*?[", "日本", "{t}"];
+    for key in hostile {
+        hot(storage, &ns, set(key, key.as_bytes(), None))
+            .await
+            .unwrap();
+    }
+    hot(storage, &ns, set("binary", &[0, 255, 7], None))
+        .await
+        .unwrap();
+    hot(storage, &ns, set("lives", b"soon gone", Some(60_000)))
+        .await
+        .unwrap();
+    hot(storage, &ns, set("expired", b"x", Some(50)))
+        .await
+        .unwrap();
+    hot(storage, &ns, set("deleted", b"x", None)).await.unwrap();
+    hot(
+        storage,
+        &ns,
+        HotWrite::Delete {
+            key: "deleted".into(),
+        },
+    )
+    .await
+    .unwrap();
+    hot(
+        storage,
+        &ns,
+        HotWrite::Incr {
+            key: "counter".into(),
+            delta: -3,
+        },
+    )
+    .await
+    .unwrap();
+    for (field, value) in [("hp", "12"), ("name", "orc}")] {
+        hot(
+            storage,
+            &ns,
+            HotWrite::HashSet {
+                key: "monster".into(),
+                field: field.into(),
+                value: value.as_bytes().to_vec(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    for (member, score) in [("ana", 3.5), ("bo", -0.25), ("cy", 3.5)] {
+        hot(
+            storage,
+            &ns,
+            HotWrite::LeaderboardSet {
+                board: "wins".into(),
+                member: member.into(),
+                score,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    hot(storage, &other, set("lives", b"elsewhere", None))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (mut items, _) = exported(storage, &ns, true).await;
+    // The value with a TTL has a little less than it was given.
+    let lives = items
+        .iter_mut()
+        .find_map(|item| match item {
+            Item::Value { key, ttl_ms, .. } if key == "lives" => Some(ttl_ms),
+            _ => None,
+        })
+        .expect("the value with a TTL is exported");
+    let left = lives.take().expect("with its TTL");
+    assert!((50_000..=60_000).contains(&left), "{left} ms left");
+    let value = |key: &str, value: &[u8]| Item::Value {
+        key: key.into(),
+        value: value.to_vec(),
+        ttl_ms: None,
+    };
+    let mut expected: Vec<Item> = hostile
+        .iter()
+        .map(|key| value(key, key.as_bytes()))
+        .chain([
+            value("binary", &[0, 255, 7]),
+            value("lives", b"soon gone"),
+            value("counter", b"-3"),
+            Item::HashField {
+                key: "monster".into(),
+                field: "hp".into(),
+                value: b"12".to_vec(),
+            },
+            Item::HashField {
+                key: "monster".into(),
+                field: "name".into(),
+                value: b"orc}".to_vec(),
+            },
+        ])
+        .chain(
+            [("ana", 3.5), ("bo", -0.25), ("cy", 3.5)].map(|(member, score)| Item::Score {
+                board: "wins".into(),
+                member: member.into(),
+                score,
+            }),
+        )
+        .collect();
+    expected.sort_by_key(|item| format!("{item:?}"));
+    assert_eq!(items, expected);
+
+    let (empty, _) = exported(storage, &fresh_namespace(), true).await;
+    assert_eq!(empty, []);
+}
+
+/// A cold export hands over every record at its version and every history
+/// entry at its seq, of its namespace alone; a deleted record is gone.
+pub async fn cold_exports_hold_every_item(storage: &Storage) {
+    let (ns, other) = (fresh_namespace(), fresh_namespace());
+    for body in [r#"{"v":1}"#, r#"{"v":2}"#, r#"{"v":3}"#] {
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("c", "thrice", body, None)),
+        )
+        .await
+        .unwrap();
+    }
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(put("d}", "k:op", "[]", None)),
+    )
+    .await
+    .unwrap();
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(put("c", "gone", "{}", None)),
+    )
+    .await
+    .unwrap();
+    cold(
+        storage,
+        &ns,
+        ColdWrite::Record(RecordWrite::Delete {
+            collection: "c".into(),
+            key: "gone".into(),
+            expected_version: None,
+        }),
+    )
+    .await
+    .unwrap();
+    for body in ["1", "2"] {
+        cold(
+            storage,
+            &ns,
+            ColdWrite::AppendHistory {
+                stream: "matches".into(),
+                body: body.into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    cold(
+        storage,
+        &other,
+        ColdWrite::Record(put("c", "thrice", "{}", None)),
+    )
+    .await
+    .unwrap();
+
+    let (items, _) = exported(storage, &ns, false).await;
+    let mut expected = vec![
+        Item::Record {
+            collection: "c".into(),
+            key: "thrice".into(),
+            version: 3,
+            body: r#"{"v":3}"#.into(),
+        },
+        Item::Record {
+            collection: "d}".into(),
+            key: "k:op".into(),
+            version: 1,
+            body: "[]".into(),
+        },
+        Item::History {
+            stream: "matches".into(),
+            seq: 1,
+            body: "1".into(),
+        },
+        Item::History {
+            stream: "matches".into(),
+            seq: 2,
+            body: "2".into(),
+        },
+    ];
+    expected.sort_by_key(|item| format!("{item:?}"));
+    assert_eq!(items, expected);
+}
+
+/// `restore-record` sets a record to exactly the version and body given,
+/// only from the version expected (0: absent); `restore-history` sets an
+/// entry at its seq, adding or replacing it, and later appends go after
+/// the highest. Both apply once per op id.
+pub async fn cold_restores_set_exact_versions_and_seqs(storage: &Storage) {
+    let ns = fresh_namespace();
+    let restore = |version: u64, expected_version: u64, body: &str| ColdWrite::RestoreRecord {
+        collection: "c".into(),
+        key: "k".into(),
+        version,
+        body: body.into(),
+        expected_version,
+    };
+    let first = Op::new(ns.clone(), restore(7, 0, r#"{"n":7}"#));
+    assert_eq!(storage.cold.apply(&first).await, Ok(Applied::Version(7)));
+    let record = storage.cold.get(&ns, "c", "k").await.unwrap().unwrap();
+    assert_eq!((record.version, record.body.as_str()), (7, r#"{"n":7}"#));
+    // The same op again: its first answer, nothing more.
+    assert_eq!(storage.cold.apply(&first).await, Ok(Applied::Version(7)));
+    assert_eq!(
+        cold(storage, &ns, restore(8, 0, "{}")).await,
+        Err(Error::Conflict {
+            expected: 0,
+            current: 7
+        })
+    );
+    assert_eq!(
+        cold(storage, &ns, restore(9, 7, r#"{"n":9}"#)).await,
+        Ok(Applied::Version(9))
+    );
+    assert_eq!(
+        cold(
+            storage,
+            &ns,
+            ColdWrite::Record(put("c", "k", "{}", Some(9)))
+        )
+        .await,
+        Ok(Applied::Version(10))
+    );
+    // Read first, so a layer that answers from what it knows knows it.
+    assert_eq!(storage.cold.get(&ns, "c", "absent").await, Ok(None));
+    assert_eq!(
+        cold(
+            storage,
+            &ns,
+            ColdWrite::RestoreRecord {
+                collection: "c".into(),
+                key: "absent".into(),
+                version: 2,
+                body: "{}".into(),
+                expected_version: 1,
+            }
+        )
+        .await,
+        Err(Error::Conflict {
+            expected: 1,
+            current: 0
+        })
+    );
+    assert_eq!(storage.cold.get(&ns, "c", "absent").await, Ok(None));
+
+    let entry = |seq: u64, body: &str| ColdWrite::RestoreHistory {
+        stream: "s".into(),
+        seq,
+        body: body.into(),
+    };
+    let fifth = Op::new(ns.clone(), entry(5, "5"));
+    assert_eq!(storage.cold.apply(&fifth).await, Ok(Applied::Seq(5)));
+    assert_eq!(
+        cold(
+            storage,
+            &ns,
+            ColdWrite::AppendHistory {
+                stream: "s".into(),
+                body: "6".into()
+            }
+        )
+        .await,
+        Ok(Applied::Seq(6))
+    );
+    assert_eq!(cold(storage, &ns, entry(2, "2")).await, Ok(Applied::Seq(2)));
+    assert_eq!(
+        cold(storage, &ns, entry(5, "five")).await,
+        Ok(Applied::Seq(5))
+    );
+    // The first op again changes nothing: entry 5 stays "five".
+    assert_eq!(storage.cold.apply(&fifth).await, Ok(Applied::Seq(5)));
+    let entries = storage.cold.read_history(&ns, "s", 0, 10).await.unwrap();
+    let entries: Vec<(u64, &str)> = entries.iter().map(|e| (e.seq, e.body.as_str())).collect();
+    assert_eq!(entries, [(2, "2"), (5, "five"), (6, "6")]);
+    assert_eq!(
+        cold(
+            storage,
+            &ns,
+            ColdWrite::AppendHistory {
+                stream: "s".into(),
+                body: "7".into()
+            }
+        )
+        .await,
+        Ok(Applied::Seq(7))
     );
 }

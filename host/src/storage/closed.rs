@@ -3,8 +3,8 @@
 //! a restart, or a view that stored nothing) cannot write twice, or at all.
 
 use super::{
-    Applied, ColdStore, ColdWrite, Condition, Entry, Error, HistoryEntry, HotStore, HotWrite,
-    Namespace, Op, Page, Record, Result,
+    Applied, ColdStore, ColdWrite, Condition, Entry, Error, ExportView, HistoryEntry, HotStore,
+    HotWrite, ItemSink, Namespace, Op, Page, Record, Result,
 };
 use async_trait::async_trait;
 
@@ -49,6 +49,9 @@ impl HotStore for Closed {
     ) -> Result<Vec<Entry>> {
         self.refuse()
     }
+    async fn export(&self, _: &Namespace, _: ItemSink<'_>) -> Result<ExportView> {
+        self.refuse()
+    }
     async fn ping(&self) -> Result<()> {
         self.refuse()
     }
@@ -75,6 +78,9 @@ impl ColdStore for Closed {
         _: u64,
         _: u32,
     ) -> Result<Vec<HistoryEntry>> {
+        self.refuse()
+    }
+    async fn export(&self, _: &Namespace, _: ItemSink<'_>) -> Result<ExportView> {
         self.refuse()
     }
     async fn ping(&self) -> Result<()> {

@@ -101,6 +101,29 @@ impl Limits {
                 self.check_value(body.len())?;
                 check_json("body", body)
             }
+            ColdWrite::RestoreRecord {
+                collection,
+                key,
+                version,
+                body,
+                ..
+            } => {
+                self.check_key("collection-bytes", collection)?;
+                self.check_key("key-bytes", key)?;
+                if *version == 0 {
+                    return Err(Error::invalid("version", "must be at least 1"));
+                }
+                self.check_value(body.len())?;
+                check_json("body", body)
+            }
+            ColdWrite::RestoreHistory { stream, seq, body } => {
+                self.check_key("stream-bytes", stream)?;
+                if *seq == 0 {
+                    return Err(Error::invalid("seq", "must be at least 1"));
+                }
+                self.check_value(body.len())?;
+                check_json("body", body)
+            }
         }
     }
 

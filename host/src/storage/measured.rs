@@ -4,8 +4,8 @@
 //! layer included.
 
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Condition, Entry, HistoryEntry, HotStore, HotWrite, Namespace,
-    Op, Page, Record, RecordWrite, Result,
+    Applied, ColdStore, ColdWrite, Condition, Entry, ExportView, HistoryEntry, HotStore, HotWrite,
+    ItemSink, Namespace, Op, Page, Record, RecordWrite, Result,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub fn cold_operation(write: &ColdWrite) -> &'static str {
         ColdWrite::Record(RecordWrite::Delete { .. }) => "delete",
         ColdWrite::Transaction(_) => "transact",
         ColdWrite::AppendHistory { .. } => "append-history",
+        ColdWrite::RestoreRecord { .. } => "restore-record",
+        ColdWrite::RestoreHistory { .. } => "restore-history",
     }
 }
 
@@ -123,6 +125,9 @@ impl HotStore for MeasuredHot {
             self.inner.leaderboard_around(ns, board, member, n)
         )
     }
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        timed!(self, "hot", "export", self.inner.export(ns, sink))
+    }
     async fn ping(&self) -> Result<()> {
         timed!(self, "hot", "ping", self.inner.ping())
     }
@@ -186,6 +191,9 @@ impl ColdStore for MeasuredCold {
             "read-history",
             self.inner.read_history(ns, stream, after, limit)
         )
+    }
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        timed!(self, "cold", "export", self.inner.export(ns, sink))
     }
     async fn ping(&self) -> Result<()> {
         timed!(self, "cold", "ping", self.inner.ping())

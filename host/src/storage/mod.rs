@@ -96,6 +96,52 @@ pub struct HistoryEntry {
     pub body: String,
 }
 
+/// One piece of a namespace's data, as an export reads it and an import
+/// writes it back: each is one write (see `data`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Item {
+    /// A hot value (counters too), with the time it had left to live.
+    Value {
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    },
+    HashField {
+        key: String,
+        field: String,
+        value: Vec<u8>,
+    },
+    Score {
+        board: String,
+        member: String,
+        score: f64,
+    },
+    Record {
+        collection: String,
+        key: String,
+        version: u64,
+        body: String,
+    },
+    History {
+        stream: String,
+        seq: u64,
+        body: String,
+    },
+}
+
+/// How consistent an export's reads were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportView {
+    /// Every item as it was at one moment: the text says how.
+    Snapshot(&'static str),
+    /// Items read one after another while writes may go on: the text says
+    /// why no snapshot was taken.
+    Live(&'static str),
+}
+
+/// Where an export hands its items, one at a time; an error stops it.
+pub type ItemSink<'a> = &'a mut (dyn FnMut(Item) -> Result<()> + Send);
+
 /// Hot storage: fast, Redis-like. Values, hashes and leaderboards are three
 /// separate keyspaces inside each namespace.
 #[async_trait]
@@ -128,6 +174,10 @@ pub trait HotStore: Send + Sync + 'static {
         member: &str,
         n: u32,
     ) -> Result<Vec<Entry>>;
+
+    /// Every value, hash field and leaderboard score of `ns`, handed to
+    /// `sink` one by one (expired values left out).
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView>;
 
     /// Checks the backend answers; used by `/readyz`.
     async fn ping(&self) -> Result<()>;
@@ -178,6 +228,9 @@ pub trait ColdStore: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> Result<Vec<HistoryEntry>>;
+
+    /// Every record and history entry of `ns`, handed to `sink` one by one.
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView>;
 
     async fn ping(&self) -> Result<()>;
 }

@@ -155,6 +155,26 @@ pub enum ColdWrite {
     Transaction(Vec<RecordWrite>),
     /// Result: [`Applied::Seq`].
     AppendHistory { stream: String, body: String },
+    /// Sets a record to exactly `version` (at least 1) and `body`, if it is
+    /// at `expected_version` now (0: absent); else a conflict. How an
+    /// import brings a record back as it was. Result: [`Applied::Version`],
+    /// `version`.
+    RestoreRecord {
+        collection: String,
+        key: String,
+        version: u64,
+        body: String,
+        expected_version: u64,
+    },
+    /// Sets entry `seq` (at least 1) of a stream, adding or replacing it;
+    /// the stream's last seq becomes at least `seq`, so later appends go
+    /// after it. How an import brings history back. Result:
+    /// [`Applied::Seq`], `seq`.
+    RestoreHistory {
+        stream: String,
+        seq: u64,
+        body: String,
+    },
 }
 
 /// A put or delete of one record, alone or inside a transaction.

@@ -9,8 +9,8 @@
 //! containment so the GIN index on `doc` can serve it.
 
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Compare, Condition, Error, HistoryEntry, Namespace, Op, OpId,
-    Page, Record, RecordWrite, Result,
+    Applied, ColdStore, ColdWrite, Compare, Condition, Error, ExportView, HistoryEntry, Item,
+    ItemSink, Namespace, Op, OpId, Page, Record, RecordWrite, Result,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -587,7 +587,133 @@ async fn apply_op(connection: &mut PgConnection, op: &Op<ColdWrite>) -> Result<A
         ColdWrite::AppendHistory { stream, body } => {
             append_history(connection, op.id, ns, stream, body).await
         }
+        ColdWrite::RestoreRecord {
+            collection,
+            key,
+            version,
+            body,
+            expected_version,
+        } => {
+            let restore = RestoredRecord {
+                collection,
+                key,
+                version: *version,
+                body,
+                expected_version: *expected_version,
+            };
+            restore_record(connection, op.id, ns, &restore).await
+        }
+        ColdWrite::RestoreHistory { stream, seq, body } => {
+            restore_history(connection, op.id, ns, stream, *seq, body).await
+        }
     }
+}
+
+/// A [`ColdWrite::RestoreRecord`]'s fields.
+struct RestoredRecord<'a> {
+    collection: &'a str,
+    key: &'a str,
+    version: u64,
+    body: &'a str,
+    expected_version: u64,
+}
+
+/// Sets a record to exactly its restored version and body, with the op's
+/// marker, if it is at the expected version (0: absent).
+async fn restore_record(
+    connection: &mut PgConnection,
+    op: OpId,
+    ns: &Namespace,
+    restore: &RestoredRecord<'_>,
+) -> Result<Applied> {
+    // $1 namespace, $2 collection, $3 key, $4 body, $5 op id, $6 version,
+    // $7 expected version.
+    let sql = if restore.expected_version == 0 {
+        "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+         w AS (
+             INSERT INTO records (namespace, collection, key, version, body)
+             SELECT $1, $2, $3, $6, $4 WHERE NOT EXISTS (SELECT 1 FROM earlier) AND $7::BIGINT = 0
+             ON CONFLICT (namespace, collection, key) DO NOTHING
+             RETURNING version
+         ),
+         mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'v' || version FROM w)
+         SELECT (SELECT result FROM earlier), (SELECT version FROM w)"
+    } else {
+        "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+         w AS (
+             UPDATE records SET version = $6, body = $4, updated_at = now()
+             WHERE namespace = $1 AND collection = $2 AND key = $3 AND version = $7
+               AND NOT EXISTS (SELECT 1 FROM earlier)
+             RETURNING version
+         ),
+         mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'v' || version FROM w)
+         SELECT (SELECT result FROM earlier), (SELECT version FROM w)"
+    };
+    let (marker, done): (Option<String>, Option<i64>) = sqlx::query_as(sql)
+        .bind(ns.as_str())
+        .bind(restore.collection.as_bytes())
+        .bind(restore.key.as_bytes())
+        .bind(restore.body)
+        .bind(&op.to_bytes()[..])
+        .bind(restore.version as i64)
+        .bind(restore.expected_version as i64)
+        .fetch_one(&mut *connection)
+        .await
+        .map_err(convert)?;
+    if let Some(earlier) = earlier(marker)? {
+        return Ok(earlier);
+    }
+    if let Some(version) = done {
+        return Ok(Applied::Version(version as u64));
+    }
+    let current = current_version(connection, ns, restore.collection, restore.key).await?;
+    Err(Error::Conflict {
+        expected: restore.expected_version,
+        current,
+    })
+}
+
+/// Sets entry `seq` of a stream (adding or replacing it) and raises the
+/// stream's head to `seq` if it is lower, with the op's marker.
+async fn restore_history(
+    connection: &mut PgConnection,
+    op: OpId,
+    ns: &Namespace,
+    stream: &str,
+    seq: u64,
+    body: &str,
+) -> Result<Applied> {
+    let (marker, stored): (Option<String>, Option<i64>) = sqlx::query_as(
+        "WITH earlier AS (SELECT result FROM applied_ops WHERE op_id = $5),
+         head AS (
+             INSERT INTO history_heads (namespace, stream, last_seq)
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM earlier)
+             ON CONFLICT (namespace, stream)
+             DO UPDATE SET last_seq = GREATEST(history_heads.last_seq, EXCLUDED.last_seq)
+             RETURNING last_seq
+         ),
+         entry AS (
+             INSERT INTO history (namespace, stream, seq, body) SELECT $1, $2, $3, $4 FROM head
+             ON CONFLICT (namespace, stream, seq) DO UPDATE SET body = EXCLUDED.body
+             RETURNING seq
+         ),
+         mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'q' || seq FROM entry)
+         SELECT (SELECT result FROM earlier), (SELECT seq FROM entry)",
+    )
+    .bind(ns.as_str())
+    .bind(stream.as_bytes())
+    .bind(seq as i64)
+    .bind(body)
+    .bind(&op.to_bytes()[..])
+    .fetch_one(&mut *connection)
+    .await
+    .map_err(convert)?;
+    if let Some(earlier) = earlier(marker)? {
+        return Ok(earlier);
+    }
+    stored
+        .map(|seq| Applied::Seq(seq as u64))
+        .ok_or_else(|| Error::Unavailable("postgres: a restored entry returned no seq".into()))
 }
 
 #[async_trait]
@@ -722,6 +848,60 @@ impl ColdStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        use futures_util::TryStreamExt;
+        let mut transaction = self.pool.begin().await.map_err(convert)?;
+        // One snapshot for both tables; an export may take longer than
+        // any one statement is allowed to.
+        for setting in [
+            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            "SET LOCAL statement_timeout = 0",
+        ] {
+            sqlx::query(setting)
+                .execute(&mut *transaction)
+                .await
+                .map_err(convert)?;
+        }
+        let text = |bytes: Vec<u8>| {
+            String::from_utf8(bytes)
+                .map_err(|_| Error::Unavailable("postgres: a stored name is not UTF-8".into()))
+        };
+        {
+            let mut rows = sqlx::query(
+                "SELECT collection, key, version, body FROM records
+                 WHERE namespace = $1 ORDER BY collection, key",
+            )
+            .bind(ns.as_str())
+            .fetch(&mut *transaction);
+            while let Some(row) = rows.try_next().await.map_err(convert)? {
+                sink(Item::Record {
+                    collection: text(row.try_get("collection").map_err(convert)?)?,
+                    key: text(row.try_get("key").map_err(convert)?)?,
+                    version: row.try_get::<i64, _>("version").map_err(convert)? as u64,
+                    body: row.try_get("body").map_err(convert)?,
+                })?;
+            }
+        }
+        {
+            let mut rows = sqlx::query(
+                "SELECT stream, seq, body FROM history WHERE namespace = $1 ORDER BY stream, seq",
+            )
+            .bind(ns.as_str())
+            .fetch(&mut *transaction);
+            while let Some(row) = rows.try_next().await.map_err(convert)? {
+                sink(Item::History {
+                    stream: text(row.try_get("stream").map_err(convert)?)?,
+                    seq: row.try_get::<i64, _>("seq").map_err(convert)? as u64,
+                    body: row.try_get("body").map_err(convert)?,
+                })?;
+            }
+        }
+        transaction.commit().await.map_err(convert)?;
+        Ok(ExportView::Snapshot(
+            "one PostgreSQL transaction, REPEATABLE READ and READ ONLY",
+        ))
     }
 
     async fn ping(&self) -> Result<()> {

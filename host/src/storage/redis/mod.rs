@@ -31,7 +31,10 @@
 //! Functions, not `EVALSHA` scripts: the same Lua costs the server about
 //! 2 us less per call through `FCALL` (measured with `INFO commandstats`).
 
-use crate::storage::{Applied, Entry, Error, HotStore, HotWrite, Namespace, Op, OpId, Result};
+use crate::storage::{
+    Applied, Entry, Error, ExportView, HotStore, HotWrite, Item, ItemSink, Namespace, Op, OpId,
+    Result,
+};
 use async_trait::async_trait;
 use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
@@ -88,6 +91,9 @@ pub struct RedisStore<C> {
     connection: C,
     key_prefix: String,
     dedupe_retention_ms: u64,
+    /// A cluster's keys are spread over its masters: one `SCAN` does not
+    /// see them all.
+    cluster: bool,
 }
 
 /// The backend on one Redis server.
@@ -115,6 +121,7 @@ impl SingleRedis {
             connection,
             key_prefix: config.key_prefix.clone(),
             dedupe_retention_ms: config.dedupe_retention_ms,
+            cluster: false,
         };
         store.ping().await.map_err(|e| ConnectError {
             address: config.url.clone(),
@@ -146,6 +153,7 @@ impl ClusterRedis {
             connection,
             key_prefix: config.key_prefix.clone(),
             dedupe_retention_ms: config.dedupe_retention_ms,
+            cluster: true,
         };
         store.ping().await.map_err(|e| ConnectError {
             address: address.clone(),
@@ -314,7 +322,7 @@ fn convert(error: redis::RedisError) -> Error {
 }
 
 #[async_trait]
-impl<C: ConnectionLike + Clone + Send + Sync + 'static> HotStore for RedisStore<C> {
+impl<C: ConnectionLike + ScanKeys + Clone + Send + Sync + 'static> HotStore for RedisStore<C> {
     async fn apply(&self, op: &Op<HotWrite>) -> Result<Applied> {
         let ns = &op.namespace;
         match &op.write {
@@ -437,8 +445,210 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> HotStore for RedisStore<
         Ok(Self::rows(&raw, first))
     }
 
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        // `<prefix>:{<ns>:` with the prefix's glob characters escaped.
+        let mut pattern = Vec::new();
+        for byte in self.key_prefix.bytes() {
+            if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+                pattern.push(b'\\');
+            }
+            pattern.push(byte);
+        }
+        let head = [
+            self.key_prefix.as_bytes(),
+            b":{",
+            ns.as_str().as_bytes(),
+            b":",
+        ]
+        .concat();
+        pattern.extend_from_slice(&head[self.key_prefix.len()..]);
+        pattern.push(b'*');
+        let keys = self.connection.clone().keys_matching(&pattern).await?;
+        for key in keys {
+            // Data keys end in the tag's `}`; op markers do not.
+            let Some(inner) = key
+                .strip_prefix(head.as_slice())
+                .and_then(|rest| rest.strip_suffix(b"}"))
+            else {
+                continue;
+            };
+            let (kind, name) = match inner {
+                [kind, b':', name @ ..] => (*kind, name),
+                _ => continue,
+            };
+            let name = String::from_utf8(name.to_vec())
+                .map_err(|_| Error::Unavailable("redis: a stored name is not UTF-8".into()))?;
+            self.export_key(&key, kind, name, &mut *sink).await?;
+        }
+        Ok(ExportView::Live(if self.cluster {
+            "Redis Cluster has no snapshot across its masters: keys are read one by one (SCAN on each master) while writes may go on"
+        } else {
+            "Redis has no snapshot of a key space: keys are read one by one (SCAN) while writes may go on"
+        }))
+    }
+
     async fn ping(&self) -> Result<()> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+}
+
+impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
+    /// Hands the items of one data key to `sink`: nothing if it went
+    /// meanwhile.
+    async fn export_key(
+        &self,
+        key: &[u8],
+        kind: u8,
+        name: String,
+        sink: ItemSink<'_>,
+    ) -> Result<()> {
+        match kind {
+            b'v' => {
+                let mut connection = self.connection.clone();
+                let (value, ttl_ms): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .cmd("GET")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(convert)?;
+                if let Some(value) = value {
+                    sink(Item::Value {
+                        key: name,
+                        value,
+                        ttl_ms: u64::try_from(ttl_ms).ok(),
+                    })?;
+                }
+            }
+            b'h' => {
+                let fields: Vec<(Vec<u8>, Vec<u8>)> =
+                    self.query(redis::cmd("HGETALL").arg(key)).await?;
+                for (field, value) in fields {
+                    let field = String::from_utf8(field).map_err(|_| {
+                        Error::Unavailable("redis: a stored field is not UTF-8".into())
+                    })?;
+                    sink(Item::HashField {
+                        key: name.clone(),
+                        field,
+                        value,
+                    })?;
+                }
+            }
+            b'b' => {
+                let entries: Vec<(String, f64)> = self
+                    .query(
+                        redis::cmd("ZRANGE")
+                            .arg(key)
+                            .arg(0)
+                            .arg(-1)
+                            .arg("WITHSCORES"),
+                    )
+                    .await?;
+                for entry in Self::rows(&entries, 0) {
+                    sink(Item::Score {
+                        board: name.clone(),
+                        member: entry.member,
+                        score: entry.score,
+                    })?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Every key matching a `SCAN` pattern, each once: on one server, or on
+/// every master of a cluster. Keys only, in memory: a namespace's values
+/// are read one key at a time afterwards.
+#[async_trait]
+pub trait ScanKeys {
+    async fn keys_matching(&mut self, pattern: &[u8]) -> Result<Vec<Vec<u8>>>;
+}
+
+/// `SCAN` to the end on whatever `scan` sends each cursor to.
+async fn scan_all<F, Fut>(pattern: &[u8], mut scan: F) -> Result<Vec<Vec<u8>>>
+where
+    F: FnMut(redis::Cmd) -> Fut,
+    Fut: Future<Output = redis::RedisResult<redis::Value>>,
+{
+    // SCAN may hand a key over twice.
+    let mut keys = std::collections::BTreeSet::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let mut command = redis::cmd("SCAN");
+        command
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000);
+        let reply = scan(command).await.map_err(convert)?;
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::FromRedisValue::from_redis_value(reply)
+            .map_err(|e| Error::Unavailable(format!("redis: SCAN answered something else: {e}")))?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys.into_iter().collect());
+        }
+        cursor = next;
+    }
+}
+
+#[async_trait]
+impl ScanKeys for redis::aio::ConnectionManager {
+    async fn keys_matching(&mut self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let connection = self.clone();
+        scan_all(pattern, |command| {
+            let mut connection = connection.clone();
+            async move { command.query_async(&mut connection).await }
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ScanKeys for redis::cluster_async::ClusterConnection {
+    async fn keys_matching(&mut self, pattern: &[u8]) -> Result<Vec<Vec<u8>>> {
+        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+        // `<id> <host:port@bus-port[,hostname]> <flags> …` per node.
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(self)
+            .await
+            .map_err(convert)?;
+        let mut keys = Vec::new();
+        for line in nodes.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(_id), Some(address), Some(flags)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            let flags: Vec<&str> = flags.split(',').collect();
+            if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+                continue;
+            }
+            let address = address.split(['@', ',']).next().unwrap_or(address);
+            let Some((host, port)) = address
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+            else {
+                continue;
+            };
+            let connection = self.clone();
+            let found = scan_all(pattern, |command| {
+                let mut connection = connection.clone();
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.clone(),
+                    port,
+                });
+                async move { connection.route_command(command, routing).await }
+            })
+            .await?;
+            keys.extend(found);
+        }
+        Ok(keys)
     }
 }
 

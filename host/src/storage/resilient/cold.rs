@@ -21,8 +21,8 @@
 use super::guarded::{Backend, Guarded, Lanes, View};
 use super::local::{Footprint, Knowledge};
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Condition, Error, HistoryEntry, Namespace, Op, Page, Record,
-    RecordWrite, Result,
+    Applied, ColdStore, ColdWrite, Condition, Error, ExportView, HistoryEntry, ItemSink, Namespace,
+    Op, Page, Record, RecordWrite, Result,
 };
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -70,9 +70,12 @@ impl Key {
         match write {
             ColdWrite::Record(record) => vec![Key::record(ns, record)],
             ColdWrite::Transaction(writes) => writes.iter().map(|w| Key::record(ns, w)).collect(),
-            ColdWrite::AppendHistory { stream, .. } => {
+            ColdWrite::AppendHistory { stream, .. } | ColdWrite::RestoreHistory { stream, .. } => {
                 vec![Key::Stream(ns.clone(), stream.clone())]
             }
+            ColdWrite::RestoreRecord {
+                collection, key, ..
+            } => vec![Key::Record(ns.clone(), collection.clone(), key.clone())],
         }
     }
 
@@ -198,6 +201,41 @@ impl View for ColdView {
                 };
                 (vec![(key, Known::Stream(last + 1))], Applied::Seq(last + 1))
             }
+            ColdWrite::RestoreRecord {
+                collection,
+                key,
+                version,
+                body,
+                expected_version,
+            } => {
+                let key = Key::Record(ns.clone(), collection.clone(), key.clone());
+                let current = match self.known(&key) {
+                    Some(Known::Record(Some((current, _)))) => Some(current),
+                    Some(Known::Record(None)) => Some(0),
+                    _ => None,
+                };
+                if let Some(current) = current
+                    && current != *expected_version
+                {
+                    return Err(Error::Conflict {
+                        expected: *expected_version,
+                        current,
+                    });
+                }
+                let known = Known::Record(Some((*version, body.clone())));
+                (vec![(key, known)], Applied::Version(*version))
+            }
+            ColdWrite::RestoreHistory { stream, seq, .. } => {
+                let key = Key::Stream(ns.clone(), stream.clone());
+                let last = match self.known(&key) {
+                    Some(Known::Stream(last)) => last,
+                    _ => 0,
+                };
+                (
+                    vec![(key, Known::Stream(last.max(*seq)))],
+                    Applied::Seq(*seq),
+                )
+            }
         };
         for (key, known) in changes {
             self.queue(key, known);
@@ -237,6 +275,22 @@ impl View for ColdView {
             (ColdWrite::AppendHistory { stream, .. }, Some(Applied::Seq(seq))) => {
                 vec![(Key::Stream(ns.clone(), stream.clone()), Known::Stream(*seq))]
             }
+            (
+                ColdWrite::RestoreRecord {
+                    collection,
+                    key,
+                    version,
+                    body,
+                    ..
+                },
+                Some(_),
+            ) => vec![(
+                Key::Record(ns.clone(), collection.clone(), key.clone()),
+                Known::Record(Some((*version, body.clone()))),
+            )],
+            // A restored entry leaves the stream's last seq at the larger
+            // of two, one of which only the database knows: no exact entry,
+            // so the view asks it.
             _ => Vec::new(),
         };
         let mut keys = Key::all(ns, &op.write);
@@ -283,6 +337,22 @@ impl View for ColdView {
             }
             (ColdWrite::AppendHistory { stream, .. }, Applied::Seq(seq)) => {
                 self.keep(Key::Stream(ns.clone(), stream.clone()), Known::Stream(*seq));
+            }
+            (
+                ColdWrite::RestoreRecord {
+                    collection,
+                    key,
+                    version,
+                    body,
+                    ..
+                },
+                _,
+            ) => self.keep(
+                Key::Record(ns.clone(), collection.clone(), key.clone()),
+                Known::Record(Some((*version, body.clone()))),
+            ),
+            (ColdWrite::RestoreHistory { stream, .. }, _) => {
+                self.forget(&Key::Stream(ns.clone(), stream.clone()));
             }
             _ => {}
         }
@@ -389,6 +459,11 @@ impl ColdStore for ResilientCold {
     ) -> Result<Vec<HistoryEntry>> {
         self.remote(self.core.backend.0.read_history(ns, stream, after, limit))
             .await
+    }
+
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        self.core.long_read().await?;
+        self.core.backend.0.export(ns, sink).await
     }
 
     async fn ping(&self) -> Result<()> {

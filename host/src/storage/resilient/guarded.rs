@@ -314,6 +314,19 @@ impl<B: Backend, V: View<Write = B::Write>> Guarded<B, V> {
             })
     }
 
+    /// Readies a long read that only the backend can answer and that no
+    /// call timeout bounds (an export): the backend must be up and hold
+    /// every write queued before now.
+    pub(super) async fn long_read(&self) -> Result<()> {
+        if !self.reads_go_through() {
+            return Err(Error::Unavailable(format!(
+                "{} storage ({}) is down",
+                self.capability, self.backend_name
+            )));
+        }
+        self.barrier().await
+    }
+
     pub(super) fn outbox_stats(&self) -> OutboxStats {
         self.outbox.stats()
     }

@@ -24,7 +24,9 @@
 use super::guarded::{Backend, Guarded, Lanes, View};
 use super::local::{Footprint, Knowledge};
 use crate::storage::sled::now_ms;
-use crate::storage::{Applied, Entry, Error, HotStore, HotWrite, Namespace, Op, Result};
+use crate::storage::{
+    Applied, Entry, Error, ExportView, HotStore, HotWrite, ItemSink, Namespace, Op, Result,
+};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -375,6 +377,11 @@ impl HotStore for ResilientHot {
     ) -> Result<Vec<Entry>> {
         self.remote(self.core.backend.0.leaderboard_around(ns, board, member, n))
             .await
+    }
+
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        self.core.long_read().await?;
+        self.core.backend.0.export(ns, sink).await
     }
 
     async fn ping(&self) -> Result<()> {

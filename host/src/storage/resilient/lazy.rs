@@ -5,8 +5,8 @@
 //! not hammer a dead server: the next attempt waits `retry_every`.
 
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Condition, Entry, Error, HistoryEntry, HotStore, HotWrite,
-    Namespace, Op, Page, Record, Result,
+    Applied, ColdStore, ColdWrite, Condition, Entry, Error, ExportView, HistoryEntry, HotStore,
+    HotWrite, ItemSink, Namespace, Op, Page, Record, Result,
 };
 use async_trait::async_trait;
 use std::pin::Pin;
@@ -101,6 +101,9 @@ impl HotStore for LazyHot {
             .leaderboard_around(ns, board, member, n)
             .await
     }
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        self.0.get().await?.export(ns, sink).await
+    }
     async fn ping(&self) -> Result<()> {
         self.0.get().await?.ping().await
     }
@@ -171,6 +174,9 @@ impl ColdStore for LazyCold {
             .await?
             .read_history(ns, stream, after, limit)
             .await
+    }
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        self.0.get().await?.export(ns, sink).await
     }
     async fn ping(&self) -> Result<()> {
         self.0.get().await?.ping().await

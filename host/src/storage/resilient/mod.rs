@@ -244,6 +244,15 @@ impl Describe for ColdWrite {
                 writes.iter().map(record).collect::<Vec<_>>().join("; ")
             ),
             ColdWrite::AppendHistory { stream, .. } => format!("append-history {stream:?}"),
+            ColdWrite::RestoreRecord {
+                collection,
+                key,
+                version,
+                ..
+            } => format!("restore {collection:?}/{key:?} at version {version}"),
+            ColdWrite::RestoreHistory { stream, seq, .. } => {
+                format!("restore-history {stream:?} entry {seq}")
+            }
         }
     }
 }

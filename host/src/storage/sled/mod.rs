@@ -27,8 +27,8 @@ mod stamped;
 mod write;
 
 use crate::storage::{
-    Applied, ColdStore, ColdWrite, Condition, Entry, Error, HistoryEntry, HotStore, HotWrite,
-    Namespace, Op, Page, Record, Result,
+    Applied, ColdStore, ColdWrite, Condition, Entry, Error, ExportView, HistoryEntry, HotStore,
+    HotWrite, Item, ItemSink, Namespace, Op, Page, Record, Result,
 };
 use async_trait::async_trait;
 use commit::GroupCommit;
@@ -534,10 +534,60 @@ impl HotStore for SledStore {
         )
     }
 
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        let prefix = Key::new(ns).done();
+        let now = now_ms();
+        for item in self.hot_values.scan_prefix(&prefix) {
+            let (key, stored) = item.map_err(unavailable)?;
+            let stamped = stamped::Stamped::decode(&stored)?;
+            let Some(value) = stamped.live(now) else {
+                continue;
+            };
+            let (name, _) = named_part(&key[prefix.len()..])?;
+            sink(Item::Value {
+                key: utf8(name)?,
+                value: value.to_vec(),
+                ttl_ms: (stamped.expires_at != 0).then(|| stamped.expires_at - now),
+            })?;
+        }
+        for item in self.hot_hashes.scan_prefix(&prefix) {
+            let (key, value) = item.map_err(unavailable)?;
+            let (name, field) = named_part(&key[prefix.len()..])?;
+            sink(Item::HashField {
+                key: utf8(name)?,
+                field: utf8(field)?,
+                value: value.to_vec(),
+            })?;
+        }
+        for item in self.board_scores.scan_prefix(&prefix) {
+            let (key, bits) = item.map_err(unavailable)?;
+            let (board, member) = named_part(&key[prefix.len()..])?;
+            sink(Item::Score {
+                board: utf8(board)?,
+                member: utf8(member)?,
+                score: decode_f64(&bits)?,
+            })?;
+        }
+        Ok(SLED_VIEW)
+    }
+
     async fn ping(&self) -> Result<()> {
         self.db.was_recovered();
         Ok(())
     }
+}
+
+/// How consistent a sled export is.
+const SLED_VIEW: ExportView = ExportView::Live(
+    "sled has no snapshots, so items are read one by one; `hoard data export` holds the database's lock, so no host writes meanwhile",
+);
+
+/// Splits a key's tail after the namespace into its length-prefixed name
+/// and the raw rest (a field, a member, a sequence number).
+fn named_part(tail: &[u8]) -> Result<(&[u8], &[u8])> {
+    let (len, rest) = tail.split_at_checked(4).ok_or_else(|| corrupt("key"))?;
+    let len = u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize;
+    rest.split_at_checked(len).ok_or_else(|| corrupt("key"))
 }
 
 #[async_trait]
@@ -666,6 +716,31 @@ impl ColdStore for SledStore {
                 })
             })
             .collect()
+    }
+
+    async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
+        let prefix = Key::new(ns).done();
+        for item in self.records.scan_prefix(&prefix) {
+            let (key, stored) = item.map_err(unavailable)?;
+            let (collection, record_key) = named_part(&key[prefix.len()..])?;
+            let (version, body) = split_record(&stored)?;
+            sink(Item::Record {
+                collection: utf8(collection)?,
+                key: utf8(record_key)?,
+                version,
+                body: utf8(body)?,
+            })?;
+        }
+        for item in self.history.scan_prefix(&prefix) {
+            let (key, body) = item.map_err(unavailable)?;
+            let (stream, seq) = named_part(&key[prefix.len()..])?;
+            sink(Item::History {
+                stream: utf8(stream)?,
+                seq: decode_u64(seq)?,
+                body: utf8(&body)?,
+            })?;
+        }
+        Ok(SLED_VIEW)
     }
 
     async fn ping(&self) -> Result<()> {

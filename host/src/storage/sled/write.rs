@@ -499,6 +499,42 @@ impl Trees<'_> {
                 )?;
                 Ok(Ok(Applied::Seq(seq)))
             }
+            ColdWrite::RestoreRecord {
+                collection,
+                key,
+                version,
+                body,
+                expected_version,
+            } => {
+                let key = Key::new(ns).part(collection.as_bytes()).raw(key.as_bytes());
+                let current = match self.records.get(&key)? {
+                    Some(stored) => or_refuse!(split_record(&stored)).0,
+                    None => 0,
+                };
+                if current != *expected_version {
+                    refuse!(Error::Conflict {
+                        expected: *expected_version,
+                        current,
+                    });
+                }
+                self.records
+                    .insert(key, join_value(*version, body.as_bytes()))?;
+                Ok(Ok(Applied::Version(*version)))
+            }
+            ColdWrite::RestoreHistory { stream, seq, body } => {
+                let head_key = Key::new(ns).part(stream.as_bytes()).done();
+                let last = match self.heads.get(&head_key)? {
+                    Some(bytes) => or_refuse!(decode_u64(&bytes)),
+                    None => 0,
+                };
+                self.heads
+                    .insert(head_key.as_slice(), &last.max(*seq).to_be_bytes())?;
+                self.history.insert(
+                    [&head_key[..], &seq.to_be_bytes()].concat(),
+                    body.as_bytes(),
+                )?;
+                Ok(Ok(Applied::Seq(*seq)))
+            }
         }
     }
 
