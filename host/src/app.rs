@@ -17,7 +17,7 @@ use crate::storage::postgres::PostgresStore;
 use crate::storage::redis::{ClusterRedis, SingleRedis};
 use crate::storage::resilient::{Connecting, LazyCold, LazyHot, Resilience};
 use crate::storage::sled::{OpenError, SledStore};
-use crate::storage::{ColdStore, HotStore, Storage};
+use crate::storage::{ColdStore, HotStore, Namespace, Storage};
 use crate::wasm::{LoadError, Runtime};
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +42,9 @@ pub struct App {
     runtime: Runtime,
     /// The games at the versions of their plugins that are loaded.
     catalog: Arc<Catalog>,
+    /// The scheduled backups' task (`backup.interval_ms`), stopped with
+    /// the app.
+    backups: Option<tokio::task::JoinHandle<()>>,
     /// Held through a deploy: one at a time.
     deploying: tokio::sync::Mutex<()>,
 }
@@ -93,6 +96,14 @@ pub enum StartError {
     Runtime(LoadError),
     #[error("cannot serve HTTP: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(backups) = &self.backups {
+            backups.abort();
+        }
+    }
 }
 
 impl App {
@@ -150,6 +161,22 @@ impl App {
             tracing::info!(instance = cluster.id(), url = cluster.url(), "in a cluster");
         }
         let accounts = Accounts::new(storage.cold.clone(), config.accounts.clone());
+        let backups = (config.backup.interval_ms > 0).then(|| {
+            let mut namespaces: Vec<Namespace> = config
+                .plugins
+                .iter()
+                .filter_map(|plugin| Namespace::plugin(&plugin.name).ok())
+                .collect();
+            if config.backup.include_host {
+                namespaces.push(Namespace::host());
+            }
+            crate::data::backup::start(
+                storage.clone(),
+                namespaces,
+                config.backup.clone(),
+                metrics.clone(),
+            )
+        });
         Ok(App {
             sessions,
             accounts,
@@ -161,6 +188,7 @@ impl App {
             config,
             runtime,
             catalog,
+            backups,
             deploying: tokio::sync::Mutex::new(()),
         })
     }

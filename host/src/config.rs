@@ -31,8 +31,37 @@ pub struct Config {
     pub admin: AdminConfig,
     pub realtime: RealtimeConfig,
     pub cluster: ClusterConfig,
+    pub backup: BackupConfig,
     /// The game plugins to load, in order.
     pub plugins: Vec<PluginConfig>,
+}
+
+/// Scheduled backups: a dump (as `hoard data export` writes it) of every
+/// configured plugin's data, every `interval_ms`, into `folder`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// How often; 0 (the default) turns scheduled backups off.
+    pub interval_ms: u64,
+    /// Where the dumps go, as `hoard-<Unix time in ms>.dump`; created if
+    /// missing.
+    pub folder: PathBuf,
+    /// How many dumps are kept: the newest; older ones are deleted after
+    /// a new one is written. At least 1.
+    pub keep: usize,
+    /// Whether dumps hold the host's own data too (accounts, sessions).
+    pub include_host: bool,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            interval_ms: 0,
+            folder: PathBuf::from("data/backups"),
+            keep: 7,
+            include_host: true,
+        }
+    }
 }
 
 /// The admin API (`/admin/v1`) and the CLI verbs that call it.
@@ -415,6 +444,7 @@ impl Config {
             self.server.body_read_timeout_ms,
         )?;
         positive("server.write_timeout_ms", self.server.write_timeout_ms)?;
+        positive("backup.keep", self.backup.keep as u64)?;
         for (key, limit) in [
             ("server.creates_per_client", &self.server.creates_per_client),
             ("server.joins_per_client", &self.server.joins_per_client),
@@ -729,5 +759,17 @@ mod tests {
         let config = Config::load(Some(&path)).unwrap();
         assert_eq!(config.storage.hot, HotBackend::Sled);
         assert_eq!(config.plugins[0].name, "hokm");
+        assert_eq!(config.backup.interval_ms, 0, "no scheduled backups offline");
+    }
+
+    #[test]
+    fn the_service_file_loads_with_hourly_backups() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/service.toml");
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.storage.cold, ColdBackend::Postgres);
+        assert_eq!(
+            (config.backup.interval_ms, config.backup.keep),
+            (3_600_000, 24)
+        );
     }
 }

@@ -23,6 +23,8 @@
 //! | `hoard_cluster_lease_claims_total` | outcome | session leases claimed: `taken`, `renewed`, or `held` by another instance |
 //! | `hoard_cluster_lease_takeovers_total` | | leases taken that an instance had held before (a dead, paused or evicting owner's) |
 //! | `hoard_cluster_forwarded_total` | kind | requests sent on to a session's owner: `http`, `socket`, `unavailable` (the owner did not answer) |
+//! | `hoard_backups_total` | outcome | scheduled backups: `written` or `failed` |
+//! | `hoard_backup_last_written_seconds` | | when the last scheduled backup was written (Unix time) |
 //!
 //! The outbox series are read from the outage layer when scraped.
 
@@ -120,6 +122,8 @@ pub struct Metrics {
     lease_claims: Family<OutcomeLabels, Counter>,
     lease_takeovers: Counter,
     forwarded: Family<KindLabels, Counter>,
+    backups: Family<OutcomeLabels, Counter>,
+    backup_last_written: Gauge,
     /// What `replayed` last showed, per capability: the layer counts in
     /// total, the counter moves by the difference.
     replayed_seen: Mutex<Vec<(&'static str, u64)>>,
@@ -162,6 +166,8 @@ impl Metrics {
             lease_claims: Family::default(),
             lease_takeovers: Counter::default(),
             forwarded: Family::default(),
+            backups: Family::default(),
+            backup_last_written: Gauge::default(),
             replayed_seen: Mutex::new(Vec::new()),
             registry: Registry::default(),
         };
@@ -270,9 +276,33 @@ impl Metrics {
             "Requests sent on to a session's owner, by kind",
             metrics.forwarded.clone(),
         );
+        registry.register(
+            "backups",
+            "Scheduled backups, written or failed",
+            metrics.backups.clone(),
+        );
+        registry.register(
+            "backup_last_written_seconds",
+            "When the last scheduled backup was written (Unix time)",
+            metrics.backup_last_written.clone(),
+        );
         Metrics {
             registry,
             ..metrics
+        }
+    }
+
+    /// A scheduled backup was written (at `unix_s`), or failed (`None`).
+    pub fn backup(&self, written_at_unix_s: Option<u64>) {
+        let outcome = if written_at_unix_s.is_some() {
+            "written"
+        } else {
+            "failed"
+        };
+        self.backups.get_or_create(&OutcomeLabels { outcome }).inc();
+        if let Some(at) = written_at_unix_s {
+            self.backup_last_written
+                .set(i64::try_from(at).unwrap_or(i64::MAX));
         }
     }
 

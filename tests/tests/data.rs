@@ -655,3 +655,54 @@ async fn the_command_line_exports_verifies_and_finishes_a_killed_import() {
     ]);
     assert!(!ok && said.contains("\"roguelike\""), "{said}");
 }
+
+/// Scheduled backups in service mode: dumps appear in the folder, each
+/// whole and restorable, only the newest `keep` stay, and `/metrics`
+/// counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_are_whole_restorable_and_pruned() {
+    let folder = tempfile::tempdir().unwrap();
+    let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
+    let host = TestHost::start_with(&[("probe", "probe")], |config| {
+        hoard_tests::services::use_service_backends(config, &keys, &database);
+        config.backup.interval_ms = 300;
+        config.backup.folder = folder.path().to_owned();
+        config.backup.keep = 2;
+    })
+    .await;
+    write_source(host.app.storage(), 20, 10, 5).await;
+    let dumps = || {
+        let mut dumps: Vec<_> = std::fs::read_dir(folder.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "dump"))
+            .collect();
+        dumps.sort();
+        dumps
+    };
+    let written = || async {
+        let text = hoard_tests::metrics_text(host.address).await;
+        text.lines()
+            .find(|line| line.starts_with("hoard_backups_total{outcome=\"written\"}"))
+            .and_then(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for _ in 0..100 {
+        if written().await >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written().await >= 4, "four backups in ten seconds");
+    let kept = dumps();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for dump in &kept {
+        let verified = data::verify(|| std::fs::File::open(dump).map(std::io::BufReader::new))
+            .await
+            .unwrap();
+        // The probe's 35 items and the host's own.
+        assert!(verified.items >= 35, "{}", verified.items);
+        assert_eq!(verified.header.namespaces, ["probe", "_hoard"]);
+    }
+    host.stop().await;
+}

@@ -21,6 +21,7 @@
 //!   never go back), `fail` stops the import at that item; what came before
 //!   it stays, and a rerun with another policy finishes it.
 
+pub mod backup;
 pub mod cli;
 pub mod dump;
 
