@@ -302,6 +302,15 @@ pub async fn leaderboards_rank_ties_and_neighbours(storage: &Storage) {
             .unwrap(),
         None
     );
+    // The score alone, as the rank gives it.
+    assert_eq!(
+        storage.hot.leaderboard_score(&ns, "b", "ella").await,
+        Ok(Some(20.0))
+    );
+    assert_eq!(
+        storage.hot.leaderboard_score(&ns, "b", "nobody").await,
+        Ok(None)
+    );
     let around = storage
         .hot
         .leaderboard_around(&ns, "b", "ali", 1)
@@ -1537,8 +1546,8 @@ pub async fn cold_exports_hold_every_item(storage: &Storage) {
 
 /// `restore-record` sets a record to exactly the version and body given,
 /// only from the version expected (0: absent); `restore-history` sets an
-/// entry at its seq, adding or replacing it, and later appends go after
-/// the highest. Both apply once per op id.
+/// entry at its seq, adding or replacing it, answers the stream's last
+/// seq, and later appends go after it. Both apply once per op id.
 pub async fn cold_restores_set_exact_versions_and_seqs(storage: &Storage) {
     let ns = fresh_namespace();
     let restore = |version: u64, expected_version: u64, body: &str| ColdWrite::RestoreRecord {
@@ -1615,10 +1624,11 @@ pub async fn cold_restores_set_exact_versions_and_seqs(storage: &Storage) {
         .await,
         Ok(Applied::Seq(6))
     );
-    assert_eq!(cold(storage, &ns, entry(2, "2")).await, Ok(Applied::Seq(2)));
+    // Each answers the stream's last seq after it.
+    assert_eq!(cold(storage, &ns, entry(2, "2")).await, Ok(Applied::Seq(6)));
     assert_eq!(
         cold(storage, &ns, entry(5, "five")).await,
-        Ok(Applied::Seq(5))
+        Ok(Applied::Seq(6))
     );
     // The first op again changes nothing: entry 5 stays "five".
     assert_eq!(storage.cold.apply(&fifth).await, Ok(Applied::Seq(5)));

@@ -21,7 +21,9 @@
 //!     back, beside `redis-benchmark` SET on the same server;
 //! (f) the games (Hokm, the tabletop room, the roguelike): each plugin's
 //!     size, an action through it against the same rules natively, the
-//!     session state's size, the tabletop template cache's hit rate.
+//!     session state's size, the tabletop template cache's hit rate;
+//! (g) `hoard data`: import and export rates of a dump on sled and on
+//!     Redis + PostgreSQL, beside PostgreSQL's own read of the same rows.
 //!
 //! Run: `scripts/build-plugins.sh && cargo run --release -p hoard-bench`
 //! (`-- --quick` for a short smoke run). Part (b) starts this binary again
@@ -29,6 +31,7 @@
 //! `hoard-bench native --listen ADDR --data DIR` is `hokm-native`.
 
 mod baseline;
+mod data;
 mod games;
 mod outage;
 mod players;
@@ -742,7 +745,7 @@ async fn run() {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    // For profiling: `--only a` (or b, c, d, e, f) runs one part; part
+    // For profiling: `--only a` (or b, c, d, e, f, g) runs one part; part
     // (b) takes `--levels 16,256` and `--transport http` (or `socket`).
     let args: Vec<String> = std::env::args().collect();
     let option = |name: &str| {
@@ -793,6 +796,9 @@ async fn run() {
     if runs("f") {
         let (rounds, steps) = if quick { (3, 300) } else { (20, 1000) };
         games::games(rounds, steps).await;
+    }
+    if runs("g") {
+        data::data(if quick { 5_000 } else { 100_000 }).await;
     }
     if runs("e") {
         let (duration, queued) = if quick {

@@ -27,12 +27,12 @@ pub mod dump;
 
 use crate::storage::{self, ColdWrite, ExportView, HotWrite, Item, Namespace, Op, OpId, Storage};
 use dump::{DumpError, DumpReader, DumpWriter, Header, Read, View};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 
-/// Items of one chunk written at once.
-const IMPORT_CONCURRENCY: usize = 16;
+/// Items written at once.
+const IMPORT_CONCURRENCY: usize = 128;
 
 /// What an import does with an item that meets other data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -202,7 +202,7 @@ pub async fn import<R: BufRead>(
     input: R,
     options: &ImportOptions,
 ) -> Result<Imported, DataError> {
-    let mut reader = DumpReader::open(input, crate::wasm::CONTRACT_VERSION)?;
+    let reader = DumpReader::open(input, crate::wasm::CONTRACT_VERSION)?;
     // Every namespace is checked before anything is written.
     let mut targets: HashMap<String, Namespace> = HashMap::new();
     for name in &reader.header().namespaces {
@@ -221,42 +221,60 @@ pub async fn import<R: BufRead>(
         targets.insert(name.clone(), target);
     }
     let dump_id = reader.header().dump_id.clone();
-    let mut imported = Imported::default();
-    while let Some(chunk) = reader.next_chunk()? {
-        for read in &chunk {
-            *imported
-                .per_namespace
-                .entry(targets[&read.namespace].to_string())
-                .or_default() += 1;
-        }
-        let outcomes: Vec<Result<Outcome, DataError>> = futures_util::stream::iter(chunk)
-            .map(|mut read| {
-                let ns = targets[&read.namespace].clone();
-                if !options.keep_ttl
-                    && let Item::Value { ttl_ms, .. } = &mut read.item
-                {
-                    *ttl_ms = None;
-                }
-                let dump_id = &dump_id;
-                async move { import_item(storage, dump_id, &ns, read, options.on_conflict).await }
-            })
-            .buffered(IMPORT_CONCURRENCY)
-            .collect()
-            .await;
-        for outcome in outcomes {
-            match outcome? {
-                Outcome::Written => imported.written += 1,
-                Outcome::Unchanged => imported.unchanged += 1,
-                Outcome::Skipped => imported.skipped += 1,
-            }
-        }
+    // Items flow a checked chunk at a time into one window of writes in
+    // flight, which does not drain at each chunk's end: a backend that
+    // commits writers together (sled's group commit) gets full groups.
+    let end = std::cell::RefCell::new(None);
+    let end_line = &end;
+    let items = futures_util::stream::try_unfold(reader, move |mut reader| async move {
+        let chunk = reader.next_chunk().map_err(DataError::Dump)?;
         // Tests slow an import down here to kill it halfway
         // (`import-after-chunk=sleep(300)`).
         fail::fail_point!("import-after-chunk");
+        match chunk {
+            Some(chunk) => Ok::<_, DataError>(Some((chunk, reader))),
+            None => {
+                end_line.replace(reader.end().cloned());
+                Ok(None)
+            }
+        }
+    })
+    .map_ok(|chunk| futures_util::stream::iter(chunk.into_iter().map(Ok::<_, DataError>)))
+    .try_flatten();
+    let mut outcomes = std::pin::pin!(
+        items
+            .map(|read: Result<Read, DataError>| {
+                let dump_id = &dump_id;
+                let targets = &targets;
+                async move {
+                    let mut read = read?;
+                    let ns = targets[&read.namespace].clone();
+                    if !options.keep_ttl
+                        && let Item::Value { ttl_ms, .. } = &mut read.item
+                    {
+                        *ttl_ms = None;
+                    }
+                    let outcome =
+                        import_item(storage, dump_id, &ns, read, options.on_conflict).await?;
+                    Ok::<_, DataError>((ns, outcome))
+                }
+            })
+            .buffered(IMPORT_CONCURRENCY)
+    );
+    let mut imported = Imported::default();
+    while let Some(outcome) = outcomes.next().await {
+        let (ns, outcome) = outcome?;
+        *imported.per_namespace.entry(ns.to_string()).or_default() += 1;
+        match outcome {
+            Outcome::Written => imported.written += 1,
+            Outcome::Unchanged => imported.unchanged += 1,
+            Outcome::Skipped => imported.skipped += 1,
+        }
     }
-    imported.views = reader
-        .end()
-        .map(|end| end.views.clone())
+    imported.views = end
+        .borrow_mut()
+        .take()
+        .map(|end| end.views)
         .unwrap_or_default();
     Ok(imported)
 }
@@ -350,10 +368,10 @@ async fn import_item(
             let what = format!("{member:?} on leaderboard {board:?}");
             let stored = storage
                 .hot
-                .leaderboard_rank(ns, &board, &member)
+                .leaderboard_score(ns, &board, &member)
                 .await
                 .map_err(failed(what.clone()))?;
-            let equal = stored.as_ref().is_some_and(|entry| entry.score == score);
+            let equal = stored == Some(score);
             if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                 return Ok(outcome);
             }

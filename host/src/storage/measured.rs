@@ -111,6 +111,19 @@ impl HotStore for MeasuredHot {
             self.inner.leaderboard_rank(ns, board, member)
         )
     }
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        timed!(
+            self,
+            "hot",
+            "leaderboard-score",
+            self.inner.leaderboard_score(ns, board, member)
+        )
+    }
     async fn leaderboard_around(
         &self,
         ns: &Namespace,

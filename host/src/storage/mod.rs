@@ -166,6 +166,19 @@ pub trait HotStore: Send + Sync + 'static {
     ) -> Result<Option<Entry>> {
         Ok(self.leaderboard_around(ns, board, member, 0).await?.pop())
     }
+    /// `member`'s score, or `None` if it has none: without its rank,
+    /// which some backends count (sled: O(rank)).
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        Ok(self
+            .leaderboard_rank(ns, board, member)
+            .await?
+            .map(|entry| entry.score))
+    }
     /// Up to `n` entries above `member`, the member, up to `n` below.
     async fn leaderboard_around(
         &self,

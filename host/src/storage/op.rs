@@ -169,7 +169,7 @@ pub enum ColdWrite {
     /// Sets entry `seq` (at least 1) of a stream, adding or replacing it;
     /// the stream's last seq becomes at least `seq`, so later appends go
     /// after it. How an import brings history back. Result:
-    /// [`Applied::Seq`], `seq`.
+    /// [`Applied::Seq`], the stream's last seq after it.
     RestoreHistory {
         stream: String,
         seq: u64,

@@ -674,7 +674,8 @@ async fn restore_record(
 }
 
 /// Sets entry `seq` of a stream (adding or replacing it) and raises the
-/// stream's head to `seq` if it is lower, with the op's marker.
+/// stream's head to `seq` if it is lower, with the op's marker; answers
+/// the head.
 async fn restore_history(
     connection: &mut PgConnection,
     op: OpId,
@@ -697,8 +698,11 @@ async fn restore_history(
              ON CONFLICT (namespace, stream, seq) DO UPDATE SET body = EXCLUDED.body
              RETURNING seq
          ),
-         mark AS (INSERT INTO applied_ops (op_id, result) SELECT $5, 'q' || seq FROM entry)
-         SELECT (SELECT result FROM earlier), (SELECT seq FROM entry)",
+         mark AS (
+             INSERT INTO applied_ops (op_id, result)
+             SELECT $5, 'q' || last_seq FROM head WHERE EXISTS (SELECT 1 FROM entry)
+         )
+         SELECT (SELECT result FROM earlier), (SELECT last_seq FROM head)",
     )
     .bind(ns.as_str())
     .bind(stream.as_bytes())

@@ -445,6 +445,23 @@ impl<C: ConnectionLike + ScanKeys + Clone + Send + Sync + 'static> HotStore for 
         Ok(Self::rows(&raw, first))
     }
 
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        let stored: Option<f64> = self
+            .query(
+                redis::cmd("ZSCORE")
+                    .arg(self.key(ns, "b", board))
+                    .arg(member.as_bytes()),
+            )
+            .await?;
+        // Stored negated: see the module docs.
+        Ok(stored.map(|score| -score + 0.0))
+    }
+
     async fn export(&self, ns: &Namespace, sink: ItemSink<'_>) -> Result<ExportView> {
         // `<prefix>:{<ns>:` with the prefix's glob characters escaped.
         let mut pattern = Vec::new();

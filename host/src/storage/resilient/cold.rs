@@ -231,10 +231,8 @@ impl View for ColdView {
                     Some(Known::Stream(last)) => last,
                     _ => 0,
                 };
-                (
-                    vec![(key, Known::Stream(last.max(*seq)))],
-                    Applied::Seq(*seq),
-                )
+                let head = last.max(*seq);
+                (vec![(key, Known::Stream(head))], Applied::Seq(head))
             }
         };
         for (key, known) in changes {
@@ -288,9 +286,12 @@ impl View for ColdView {
                 Key::Record(ns.clone(), collection.clone(), key.clone()),
                 Known::Record(Some((*version, body.clone()))),
             )],
-            // A restored entry leaves the stream's last seq at the larger
-            // of two, one of which only the database knows: no exact entry,
-            // so the view asks it.
+            (ColdWrite::RestoreHistory { stream, .. }, Some(Applied::Seq(head))) => {
+                vec![(
+                    Key::Stream(ns.clone(), stream.clone()),
+                    Known::Stream(*head),
+                )]
+            }
             _ => Vec::new(),
         };
         let mut keys = Key::all(ns, &op.write);
@@ -351,8 +352,11 @@ impl View for ColdView {
                 Key::Record(ns.clone(), collection.clone(), key.clone()),
                 Known::Record(Some((*version, body.clone()))),
             ),
-            (ColdWrite::RestoreHistory { stream, .. }, _) => {
-                self.forget(&Key::Stream(ns.clone(), stream.clone()));
+            (ColdWrite::RestoreHistory { stream, .. }, Applied::Seq(head)) => {
+                self.keep(
+                    Key::Stream(ns.clone(), stream.clone()),
+                    Known::Stream(*head),
+                );
             }
             _ => {}
         }

@@ -368,6 +368,16 @@ impl HotStore for ResilientHot {
             .await
     }
 
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        self.remote(self.core.backend.0.leaderboard_score(ns, board, member))
+            .await
+    }
+
     async fn leaderboard_around(
         &self,
         ns: &Namespace,

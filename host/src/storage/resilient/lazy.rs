@@ -88,6 +88,18 @@ impl HotStore for LazyHot {
     async fn leaderboard_top(&self, ns: &Namespace, board: &str, n: u32) -> Result<Vec<Entry>> {
         self.0.get().await?.leaderboard_top(ns, board, n).await
     }
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        self.0
+            .get()
+            .await?
+            .leaderboard_score(ns, board, member)
+            .await
+    }
     async fn leaderboard_around(
         &self,
         ns: &Namespace,

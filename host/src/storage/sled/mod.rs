@@ -488,6 +488,20 @@ impl HotStore for SledStore {
         )
     }
 
+    async fn leaderboard_score(
+        &self,
+        ns: &Namespace,
+        board: &str,
+        member: &str,
+    ) -> Result<Option<f64>> {
+        let key = Key::new(ns).part(board.as_bytes()).raw(member.as_bytes());
+        self.board_scores
+            .get(key)
+            .map_err(unavailable)?
+            .map(|bits| decode_f64(&bits))
+            .transpose()
+    }
+
     async fn leaderboard_around(
         &self,
         ns: &Namespace,

@@ -527,13 +527,14 @@ impl Trees<'_> {
                     Some(bytes) => or_refuse!(decode_u64(&bytes)),
                     None => 0,
                 };
+                let head = last.max(*seq);
                 self.heads
-                    .insert(head_key.as_slice(), &last.max(*seq).to_be_bytes())?;
+                    .insert(head_key.as_slice(), &head.to_be_bytes())?;
                 self.history.insert(
                     [&head_key[..], &seq.to_be_bytes()].concat(),
                     body.as_bytes(),
                 )?;
-                Ok(Ok(Applied::Seq(*seq)))
+                Ok(Ok(Applied::Seq(head)))
             }
         }
     }
