@@ -42,6 +42,14 @@ pub struct AccountsConfig {
     pub secret_bytes_min: usize,
     /// How often anyone may try to log in to one account.
     pub logins_per_account: RateLimit,
+    /// Whether a player may bring their own data in
+    /// (`POST /v1/accounts/me/import`): records a dump from another host
+    /// holds for the plugins' account collections. The dump is the
+    /// player's to send, and so to change: turn it on where players may
+    /// bring progress made elsewhere (their own offline host, another
+    /// server of yours). Off by default; `configs/offline.toml` turns it
+    /// on.
+    pub imports: bool,
 }
 
 impl Default for AccountsConfig {
@@ -54,6 +62,7 @@ impl Default for AccountsConfig {
                 per_minute: 10,
                 burst: 5,
             },
+            imports: false,
         }
     }
 }

@@ -129,7 +129,9 @@ async fn roguelike_run(api: &Api, token: &str, seed: u64) -> Value {
     let session = api
         .create("roguelike", json!({"config": {"depths": 1}, "seed": seed}))
         .await;
-    let hero = api.join_account(&session, token, "rhea").await;
+    let me = api.send("GET", "/v1/accounts/me", None, Some(token)).await;
+    let name = me.body["name"].as_str().unwrap().to_owned();
+    let hero = api.join_account(&session, token, &name).await;
     for _ in 0..6_000 {
         let state = api.get(&format!("/v1/sessions/{session}")).await.body;
         if state["finished"] == true {
@@ -396,7 +398,7 @@ async fn bad_dumps_get_clear_errors_and_a_rerun_finishes() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, DataError::UnknownNamespace(name) if name == "probe"),
+        matches!(&error, DataError::UnknownNamespace(name, target) if name == "probe" && target == "probe"),
         "{error}"
     );
     assert!(error.to_string().contains("--namespace-map"), "{error}");
@@ -705,4 +707,261 @@ async fn scheduled_backups_are_whole_restorable_and_pruned() {
         assert_eq!(verified.header.namespaces, ["probe", "_hoard"]);
     }
     host.stop().await;
+}
+
+/// `POST /v1/accounts/me/export` on `host` as `token`: the dump.
+async fn export_account(host: &TestHost, token: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/v1/accounts/me/export", host.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    response.text().await.unwrap()
+}
+
+async fn import_account(
+    api: &Api,
+    token: Option<&str>,
+    dump: &str,
+    query: &str,
+) -> hoard_tests::Reply {
+    api.send(
+        "POST",
+        &format!("/v1/accounts/me/import{query}"),
+        Some(dump),
+        token,
+    )
+    .await
+}
+
+async fn account_id(api: &Api, token: &str) -> String {
+    let me = api.send("GET", "/v1/accounts/me", None, Some(token)).await;
+    me.body["account"].as_str().unwrap().to_owned()
+}
+
+/// A probe record in its account collection `profiles`, as the probe
+/// reads it for the account.
+async fn profile(api: &Api, id: &str) -> Value {
+    let probe = api
+        .join(&api.create("probe", json!({})).await, "reader")
+        .await;
+    let read = probe
+        .act(&json!({"do": "cold-get", "collection": "profiles", "key": id}))
+        .await;
+    read.body["view"]["last"].clone()
+}
+
+/// A player's character goes from an offline host to a server under
+/// their account there, plays on, and comes back; only the account's own
+/// records move, once each; bad requests are refused before any write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_moves_their_own_data_between_hosts() {
+    let games = [("roguelike", "roguelike"), ("probe", "probe")];
+    let offline = TestHost::start_with(&games, |config| config.accounts.imports = true).await;
+    let (keys, database) = (RedisKeys::new(), TestDatabase::create().await);
+    let server = TestHost::start_with(&games, |config| {
+        hoard_tests::services::use_service_backends(config, &keys, &database);
+        config.accounts.imports = true;
+    })
+    .await;
+    let (home, away) = (offline.api(), server.api());
+
+    // Offline: a run, a profile, and data of other accounts beside.
+    let token = home.account("rhea").await;
+    let home_id = account_id(&home, &token).await;
+    roguelike_run(&home, &token, 11).await;
+    let other = home.account("zed").await;
+    roguelike_run(&home, &other, 5).await;
+    let probe = home.join(&home.create("probe", json!({})).await, "p").await;
+    for (key, body) in [
+        (home_id.as_str(), "{\"title\":\"wanderer\"}"),
+        ("not-an-account", "{}"),
+    ] {
+        let put = json!({"do": "cold-put", "collection": "profiles", "key": key, "body": body});
+        assert_eq!(probe.act(&put).await.status, 200);
+    }
+    let character = rpc(&home, "roguelike", "character", json!({}), Some(&token)).await;
+    assert_eq!(character["character"]["runs"], 1);
+
+    // Exported: rhea's character, inventory and profile, nothing else.
+    let dump = export_account(&offline, &token).await;
+    let lines: Vec<&str> = dump.lines().collect();
+    let records = lines.iter().filter(|l| l.contains("\"record\"")).count();
+    assert_eq!(records, 3, "{dump}");
+    assert!(
+        !dump.contains("not-an-account") && !dump.contains("zed"),
+        "{dump}"
+    );
+
+    // Imported on the server under rhea's account there (another id).
+    let server_token = away.account("rhea").await;
+    let server_id = account_id(&away, &server_token).await;
+    assert_ne!(server_id, home_id);
+    let imported = import_account(&away, Some(&server_token), &dump, "").await;
+    assert_eq!(imported.status, 200, "{:?}", imported.body);
+    assert_eq!(imported.body["written"], 3);
+    assert_eq!(
+        rpc(
+            &away,
+            "roguelike",
+            "character",
+            json!({}),
+            Some(&server_token)
+        )
+        .await,
+        character
+    );
+    assert_eq!(
+        profile(&away, &server_id).await["body"],
+        "{\"title\":\"wanderer\"}"
+    );
+    // Again: nothing changes.
+    let again = import_account(&away, Some(&server_token), &dump, "").await;
+    assert_eq!(
+        (
+            again.body["written"].clone(),
+            again.body["unchanged"].clone()
+        ),
+        (json!(0), json!(3))
+    );
+
+    // It plays on there, and comes back home over the old character.
+    roguelike_run(&away, &server_token, 12).await;
+    let later = rpc(
+        &away,
+        "roguelike",
+        "character",
+        json!({}),
+        Some(&server_token),
+    )
+    .await;
+    assert_eq!(later["character"]["runs"], 2);
+    let back = export_account(&server, &server_token).await;
+    let refused = import_account(&home, Some(&token), &back, "").await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "account_data_exists"),
+        "{:?}",
+        refused.body
+    );
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("on_conflict=overwrite")
+    );
+    let home_again = import_account(&home, Some(&token), &back, "?on_conflict=overwrite").await;
+    assert_eq!(home_again.status, 200, "{:?}", home_again.body);
+    let now = rpc(&home, "roguelike", "character", json!({}), Some(&token)).await;
+    assert_eq!(now["character"], later["character"]);
+    // Another account's data is where it was.
+    let zed = rpc(&home, "roguelike", "character", json!({}), Some(&other)).await;
+    assert_eq!(zed["character"]["runs"], 1);
+
+    // Bad requests.
+    let plain = TestHost::start(&games).await;
+    let plain_token = plain.api().account("rhea").await;
+    let disabled = import_account(&plain.api(), Some(&plain_token), &dump, "").await;
+    assert_eq!(
+        (disabled.status, disabled.code()),
+        (403, "imports_disabled")
+    );
+    let anonymous = import_account(&away, None, &dump, "").await;
+    assert_eq!(anonymous.status, 401);
+    let bad_query = import_account(&away, Some(&server_token), &dump, "?on_conflict=maybe").await;
+    assert_eq!((bad_query.status, bad_query.code()), (400, "bad_query"));
+    let cut = &dump[..dump.len() - 10];
+    let truncated = import_account(&away, Some(&server_token), cut, "").await;
+    assert_eq!((truncated.status, truncated.code()), (400, "bad_dump"));
+    assert!(
+        truncated.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cut short")
+    );
+    let whole = String::from_utf8(
+        dump_of(
+            offline.app.storage(),
+            &[Namespace::plugin("probe").unwrap()],
+        )
+        .await,
+    )
+    .unwrap();
+    let no_account = import_account(&away, Some(&server_token), &whole, "").await;
+    assert_eq!((no_account.status, no_account.code()), (400, "bad_dump"));
+    // Checksummed, but holding what is not the account's own: refused whole.
+    for item in [
+        Item::Record {
+            collection: "characters".into(),
+            key: "someone-else".into(),
+            version: 1,
+            body: "{}".into(),
+        },
+        Item::Record {
+            collection: "runs".into(),
+            key: home_id.clone(),
+            version: 1,
+            body: "{}".into(),
+        },
+        Item::Value {
+            key: home_id.clone(),
+            value: b"1".to_vec(),
+            ttl_ms: None,
+        },
+    ] {
+        let header = hoard::data::dump::Header {
+            hoard_dump: hoard::data::dump::FORMAT,
+            hoard: "test".into(),
+            contract: hoard::wasm::CONTRACT_VERSION.into(),
+            dump_id: "00112233445566778899aabbccddeeff".into(),
+            created_ms: 0,
+            namespaces: vec!["roguelike".into()],
+            account: Some(home_id.clone()),
+        };
+        let mut writer = hoard::data::dump::DumpWriter::start(Vec::new(), &header).unwrap();
+        let good = Item::Record {
+            collection: "inventory".into(),
+            key: home_id.clone(),
+            version: 1,
+            body: "{\"items\":[]}".into(),
+        };
+        writer
+            .item(&Namespace::plugin("roguelike").unwrap(), &good)
+            .unwrap();
+        writer
+            .item(&Namespace::plugin("roguelike").unwrap(), &item)
+            .unwrap();
+        let forged = String::from_utf8(writer.finish(Vec::new()).unwrap().1).unwrap();
+        let reply = import_account(
+            &away,
+            Some(&server_token),
+            &forged,
+            "?on_conflict=overwrite",
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (422, "not_movable"),
+            "{item:?}: {:?}",
+            reply.body
+        );
+    }
+    // The refused imports wrote nothing: the server's character is as it was.
+    assert_eq!(
+        rpc(
+            &away,
+            "roguelike",
+            "character",
+            json!({}),
+            Some(&server_token)
+        )
+        .await,
+        later
+    );
+    for host in [offline, server, plain] {
+        host.stop().await;
+    }
 }

@@ -23,6 +23,7 @@ fn synthetic_dump(n: usize) -> Vec<u8> {
         dump_id: data::dump::hex(&rand::random::<[u8; 16]>()),
         created_ms: 0,
         namespaces: vec![ns.to_string()],
+        account: None,
     };
     let mut writer = DumpWriter::start(Vec::new(), &header).expect("in memory");
     for i in 0..n {

@@ -221,6 +221,21 @@ impl From<SessionError> for ApiError {
     }
 }
 
+impl From<crate::data::account::TransferError> for ApiError {
+    fn from(error: crate::data::account::TransferError) -> Self {
+        use crate::data::account::TransferError as E;
+        let message = error.to_string();
+        let (status, code) = match error {
+            E::Storage(error) => return error.into(),
+            E::Disabled => (StatusCode::FORBIDDEN, "imports_disabled"),
+            E::BadDump(_) => (StatusCode::BAD_REQUEST, "bad_dump"),
+            E::NotMovable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "not_movable"),
+            E::Exists { .. } => (StatusCode::CONFLICT, "account_data_exists"),
+        };
+        ApiError::new(status, code, message)
+    }
+}
+
 impl From<AccountError> for ApiError {
     fn from(error: AccountError) -> Self {
         use StatusCode as S;

@@ -116,6 +116,8 @@ enum Route<'a> {
     Register,
     Login,
     Me,
+    AccountExport,
+    AccountImport,
     Rpc(&'a str, &'a str),
 }
 
@@ -140,6 +142,8 @@ impl<'a> Route<'a> {
             ["v1", "accounts"] => Route::Register,
             ["v1", "login"] => Route::Login,
             ["v1", "accounts", "me"] => Route::Me,
+            ["v1", "accounts", "me", "export"] => Route::AccountExport,
+            ["v1", "accounts", "me", "import"] => Route::AccountImport,
             _ => return None,
         })
     }
@@ -161,6 +165,8 @@ impl<'a> Route<'a> {
             Route::Register => "register",
             Route::Login => "login",
             Route::Me => "account",
+            Route::AccountExport => "account-export",
+            Route::AccountImport => "account-import",
             Route::Rpc(..) => "rpc",
         }
     }
@@ -187,6 +193,8 @@ impl<'a> Route<'a> {
             | Route::Actions(_)
             | Route::Register
             | Route::Login
+            | Route::AccountExport
+            | Route::AccountImport
             | Route::Rpc(..) => "POST",
             Route::Admin(_) => "GET, HEAD, POST, DELETE",
             _ => "GET, HEAD",
@@ -363,6 +371,38 @@ async fn route_request(
             let account = app.accounts().by_token(&bearer(request.headers())?).await?;
             ok(json!({"account": account.id, "name": account.name}))
         }
+        Route::AccountExport => {
+            let account = app.accounts().by_token(&bearer(request.headers())?).await?;
+            let dump = crate::data::account::export(app.storage(), &account_data(app), &account.id)
+                .await?;
+            let mut response = Response::new(Full::new(Bytes::from(dump)));
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-ndjson"),
+            );
+            Ok(response)
+        }
+        Route::AccountImport => {
+            let account = app.accounts().by_token(&bearer(request.headers())?).await?;
+            if !app.config().accounts.imports {
+                return Err(crate::data::account::TransferError::Disabled.into());
+            }
+            let on_conflict = on_conflict(request.uri().query())?;
+            let max = app.config().server.body_bytes_max;
+            let dump = read_body(server, request, max).await?;
+            let imported = crate::data::account::import(
+                app.storage(),
+                &account_data(app),
+                &account.id,
+                &dump,
+                on_conflict,
+            )
+            .await?;
+            ok(json!({
+                "written": imported.written, "unchanged": imported.unchanged,
+                "skipped": imported.skipped,
+            }))
+        }
         Route::Actions(id) => {
             let token = bearer(request.headers())?;
             let key = idempotency_key(request.headers())?;
@@ -390,6 +430,39 @@ async fn route_request(
             Ok(ok_typed(&Viewed { view: &view }))
         }
         Route::Events(id) => super::socket::upgrade(server, client, id, request, held).await,
+    }
+}
+
+/// Each served game's namespace and the collections it keys by account.
+fn account_data(app: &App) -> Vec<crate::data::account::Owned> {
+    app.catalog()
+        .games()
+        .into_iter()
+        .map(|(_, plugin)| {
+            (
+                plugin.namespace().clone(),
+                plugin.account_collections().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// `?on_conflict=fail|skip|overwrite` (default `fail`).
+fn on_conflict(query: Option<&str>) -> Result<crate::data::OnConflict, ApiError> {
+    use crate::data::OnConflict;
+    let value = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("on_conflict="));
+    match value {
+        None | Some("fail") => Ok(OnConflict::Fail),
+        Some("skip") => Ok(OnConflict::Skip),
+        Some("overwrite") => Ok(OnConflict::Overwrite),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("on_conflict={other:?}: use fail, skip or overwrite"),
+        )),
     }
 }
 

@@ -99,6 +99,12 @@ pub async fn run(command: DataCommand) -> Result<(), String> {
                 None => super::import(&storage, std::io::stdin().lock(), &options).await,
             }
             .map_err(|e| e.to_string())?;
+            if imported.left_out > 0 {
+                eprintln!(
+                    "left out {} item(s) of the host's own data (_hoard: accounts, sessions): add --include-host to import them",
+                    imported.left_out
+                );
+            }
             eprintln!(
                 "imported: {} written, {} already there as in the dump, {} kept as they were (--on-conflict {})",
                 imported.written,

@@ -5,7 +5,7 @@
 //! {"hoard_dump":1,"hoard":"0.1.0","contract":"0.2.0","dump_id":"…","created_ms":…,"namespaces":["hokm"]}
 //! {"ns":"hokm","value":{"key":"k","value":{"text":"7"},"ttl_ms":5000}}
 //! {"ns":"hokm","record":{"collection":"stats","key":"ana","version":3,"body":"{…}"}}
-//! …                                   up to CHUNK_ITEMS item lines
+//! …                                   up to 1000 item lines (or 8 MiB)
 //! {"chunk":1,"items":1000,"sha256":"…"}
 //! …
 //! {"end":{"items":1234,"chunks":2,"views":[…]}}
@@ -15,8 +15,9 @@
 //! it, the dump's id (import op ids derive from it) and every namespace in
 //! it. Each item line is one [`Item`] of one namespace; bytes are `text`
 //! when they are UTF-8, else `hex`. A chunk line closes the item lines
-//! since the one before with their count and the SHA-256 of their bytes
-//! (newlines included). The end line gives the totals and how consistent
+//! since the one before (at most 1000, or 8 MiB) with their count and the
+//! SHA-256 of their bytes, newlines included; the first chunk's covers the
+//! header line too. The end line gives the totals and how consistent
 //! each namespace's reads were. A dump without its end line was cut short.
 //!
 //! A reader hands items out only a whole checked chunk at a time, so an
@@ -30,12 +31,21 @@ use std::io::{BufRead, Write};
 /// The format this hoard writes and reads.
 pub const FORMAT: u32 = 1;
 
-/// Item lines per chunk.
+/// Item lines per chunk, at most.
 pub const CHUNK_ITEMS: usize = 1000;
 
-/// The longest line a reader takes: a value or record at the largest
-/// limit, hex-encoded, with room to spare.
-pub const LINE_BYTES_MAX: usize = 64 << 20;
+/// A writer closes a chunk once its item lines reach this many bytes,
+/// whatever their number.
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// The longest line a reader takes: a value at the default limit (2 MiB),
+/// hex-encoded, or a record body of it with every character escaped, fits.
+pub const LINE_BYTES_MAX: usize = 16 << 20;
+
+/// The most bytes of item lines a reader holds before their chunk line
+/// (what a writer puts in a chunk, and one line more): a reader's memory
+/// is bounded by it, whatever the dump says.
+pub const CHUNK_BYTES_MAX: usize = CHUNK_BYTES + LINE_BYTES_MAX;
 
 /// The dump's first line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +59,10 @@ pub struct Header {
     pub dump_id: String,
     pub created_ms: u64,
     pub namespaces: Vec<String>,
+    /// For one account's own records (`POST /v1/accounts/me/export`): the
+    /// account's id on the host that wrote the dump.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// How consistent one namespace's reads of one capability were.
@@ -270,6 +284,7 @@ pub struct DumpWriter<W: Write> {
     out: W,
     chunk: Sha256,
     in_chunk: u64,
+    chunk_bytes: usize,
     chunks: u64,
     items: u64,
     line: Vec<u8>,
@@ -277,12 +292,17 @@ pub struct DumpWriter<W: Write> {
 
 impl<W: Write> DumpWriter<W> {
     pub fn start(mut out: W, header: &Header) -> std::io::Result<Self> {
-        serde_json::to_writer(&mut out, header)?;
-        out.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(header)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        // The first chunk's checksum covers the header too.
+        let mut chunk = Sha256::new();
+        chunk.update(&line);
         Ok(DumpWriter {
             out,
-            chunk: Sha256::new(),
+            chunk,
             in_chunk: 0,
+            chunk_bytes: 0,
             chunks: 0,
             items: 0,
             line: Vec::with_capacity(256),
@@ -300,8 +320,9 @@ impl<W: Write> DumpWriter<W> {
         self.out.write_all(&self.line)?;
         self.chunk.update(&self.line);
         self.in_chunk += 1;
+        self.chunk_bytes += self.line.len();
         self.items += 1;
-        if self.in_chunk as usize == CHUNK_ITEMS {
+        if self.in_chunk as usize == CHUNK_ITEMS || self.chunk_bytes >= CHUNK_BYTES {
             self.close_chunk()?;
         }
         Ok(())
@@ -318,6 +339,7 @@ impl<W: Write> DumpWriter<W> {
         serde_json::to_writer(&mut self.out, &line)?;
         self.out.write_all(b"\n")?;
         self.in_chunk = 0;
+        self.chunk_bytes = 0;
         Ok(())
     }
 
@@ -352,6 +374,8 @@ pub struct Read {
 pub struct DumpReader<R: BufRead> {
     input: R,
     header: Header,
+    /// The header line, which the first chunk's checksum covers.
+    header_line: Vec<u8>,
     line: u64,
     chunks: u64,
     items: u64,
@@ -383,6 +407,9 @@ impl<R: BufRead> DumpReader<R> {
             .and_then(serde_json::Value::as_str)
             .unwrap_or("?")
             .to_owned();
+        if found == 0 {
+            return Err(malformed("not a hoard dump: format 0".into()));
+        }
         if found > u64::from(FORMAT) {
             return Err(DumpError::NewerFormat {
                 found: u32::try_from(found).unwrap_or(u32::MAX),
@@ -404,6 +431,7 @@ impl<R: BufRead> DumpReader<R> {
         Ok(DumpReader {
             input,
             header,
+            header_line: buffer.clone(),
             line: 1,
             chunks: 0,
             items: 0,
@@ -427,7 +455,11 @@ impl<R: BufRead> DumpReader<R> {
             return Ok(None);
         }
         let mut hash = Sha256::new();
+        if self.chunks == 0 {
+            hash.update(&self.header_line);
+        }
         let mut items = Vec::new();
+        let mut held = 0usize;
         loop {
             self.line += 1;
             let line = self.line;
@@ -449,6 +481,12 @@ impl<R: BufRead> DumpReader<R> {
                     )));
                 }
                 hash.update(&self.buffer);
+                held += self.buffer.len();
+                if held > CHUNK_BYTES_MAX {
+                    return Err(malformed(format!(
+                        "more than {CHUNK_BYTES_MAX} bytes of items without a chunk line"
+                    )));
+                }
                 items.push(Read {
                     index: self.items + items.len() as u64,
                     namespace: parsed.ns,
@@ -579,6 +617,7 @@ mod tests {
             dump_id: "00112233445566778899aabbccddeeff".into(),
             created_ms: 1,
             namespaces: vec!["game".into()],
+            account: None,
         }
     }
 
@@ -606,8 +645,12 @@ mod tests {
     }
 
     fn written(items: &[Item]) -> Vec<u8> {
+        written_with(&header(), items)
+    }
+
+    fn written_with(header: &Header, items: &[Item]) -> Vec<u8> {
         let ns = Namespace::plugin("game").unwrap();
-        let mut writer = DumpWriter::start(Vec::new(), &header()).unwrap();
+        let mut writer = DumpWriter::start(Vec::new(), header).unwrap();
         for item in items {
             writer.item(&ns, item).unwrap();
         }
@@ -664,6 +707,52 @@ mod tests {
     }
 
     #[test]
+    fn the_first_chunk_covers_the_header() {
+        let dump = String::from_utf8(written(&items(3))).unwrap();
+        let other_id = dump.replacen("00112233", "99112233", 1);
+        assert!(matches!(
+            read_all(other_id.as_bytes()),
+            Err(DumpError::Checksum { chunk: 1, .. })
+        ));
+        let format_zero = dump.replacen("\"hoard_dump\":1", "\"hoard_dump\":0", 1);
+        assert!(matches!(
+            read_all(format_zero.as_bytes()),
+            Err(DumpError::Malformed { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn a_chunk_closes_at_its_bytes_and_a_reader_holds_no_more() {
+        let big = Item::Record {
+            collection: "c".into(),
+            key: "k".into(),
+            version: 1,
+            body: format!("\"{}\"", "x".repeat(3 << 20)),
+        };
+        let dump = written(&[big.clone(), big.clone(), big.clone(), big]);
+        // 12 MiB of items: two chunks, the first closed at 8 MiB.
+        let text = String::from_utf8(dump.clone()).unwrap();
+        assert!(
+            text.contains("{\"chunk\":1,\"items\":3,"),
+            "three items reach 8 MiB"
+        );
+        assert_eq!(read_all(&dump).unwrap().len(), 4);
+        // A dump that never closes its chunks is refused past the bound.
+        let unclosed: String = text
+            .lines()
+            .take(1)
+            .chain(std::iter::repeat_n(text.lines().nth(1).unwrap(), 9))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        match read_all(unclosed.as_bytes()) {
+            Err(DumpError::Malformed { reason, .. }) => {
+                assert!(reason.contains("without a chunk line"), "{reason}")
+            }
+            other => panic!("{:?}", other.map(|items| items.len())),
+        }
+    }
+
+    #[test]
     fn newer_formats_and_contracts_and_strangers_are_refused() {
         let dump = String::from_utf8(written(&items(2))).unwrap();
         let newer_contract = dump.replacen("\"contract\":\"0.2.0\"", "\"contract\":\"0.3.0\"", 1);
@@ -671,8 +760,11 @@ mod tests {
             read_all(newer_contract.as_bytes()),
             Err(DumpError::NewerContract { .. })
         ));
-        let patch = dump.replacen("\"contract\":\"0.2.0\"", "\"contract\":\"0.2.9\"", 1);
-        assert!(read_all(patch.as_bytes()).is_ok());
+        let patch = Header {
+            contract: "0.2.9".into(),
+            ..header()
+        };
+        assert!(read_all(&written_with(&patch, &items(2))).is_ok());
         let newer_format = dump.replacen("\"hoard_dump\":1", "\"hoard_dump\":2", 1);
         assert!(matches!(
             read_all(newer_format.as_bytes()),

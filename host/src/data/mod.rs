@@ -19,8 +19,14 @@
 //!   there, `overwrite` writes the item (a record then goes to the dump's
 //!   version or one past the stored one, whichever is higher, so versions
 //!   never go back), `fail` stops the import at that item; what came before
-//!   it stays, and a rerun with another policy finishes it.
+//!   it stays (and some of the few items written beside it may be in), and
+//!   a rerun with another policy finishes it.
+//!
+//! The host's own namespace (`_hoard`: accounts, sessions) is imported
+//! only when allowed (`--include-host`); otherwise its items are left out
+//! and counted.
 
+pub mod account;
 pub mod backup;
 pub mod cli;
 pub mod dump;
@@ -56,13 +62,13 @@ pub enum DataError {
         source: storage::Error,
     },
     #[error(
-        "the dump holds namespace {0:?}, which no configured plugin owns: nothing was imported (add the plugin to the config, or map it with --namespace-map {0}=NAME)"
+        "the dump's namespace {0:?} would go to {1:?}, which no configured plugin owns: nothing was imported (add the plugin to the config, or map it with --namespace-map {0}=NAME)"
     )]
-    UnknownNamespace(String),
+    UnknownNamespace(String, String),
     #[error("--namespace-map {0}: {1}")]
     BadMap(String, String),
     #[error(
-        "{namespace}: {what} is already there with other data (item {index} of the dump); the import stopped there: what came before it is imported, nothing after it. Run it again with --on-conflict skip to keep what is there, or overwrite to replace it"
+        "{namespace}: {what} is already there with other data (item {index} of the dump); the import stopped there: the items before it are in, and some of the next few may be (up to 128 are written at once). Run it again with --on-conflict skip to keep what is there, or overwrite to replace it"
     )]
     Conflict {
         namespace: String,
@@ -93,6 +99,7 @@ pub async fn export<W: Write + Send>(
         dump_id: dump::hex(&rand::random::<[u8; 16]>()),
         created_ms: crate::storage::sled::now_ms(),
         namespaces: namespaces.iter().map(Namespace::to_string).collect(),
+        account: None,
     };
     let mut writer = DumpWriter::start(out, &header).map_err(DataError::Write)?;
     let mut views = Vec::new();
@@ -185,12 +192,14 @@ pub struct Imported {
     pub skipped: u64,
     /// Items read, per target namespace.
     pub per_namespace: BTreeMap<String, u64>,
+    /// Items of the host's own namespace left out (not allowed).
+    pub left_out: u64,
     /// How consistent the export that wrote the dump was.
     pub views: Vec<View>,
 }
 
-/// What to do with one item.
-enum Outcome {
+/// What became of one item.
+pub(crate) enum Outcome {
     Written,
     Unchanged,
     Skipped,
@@ -203,21 +212,25 @@ pub async fn import<R: BufRead>(
     options: &ImportOptions,
 ) -> Result<Imported, DataError> {
     let reader = DumpReader::open(input, crate::wasm::CONTRACT_VERSION)?;
-    // Every namespace is checked before anything is written.
-    let mut targets: HashMap<String, Namespace> = HashMap::new();
+    // Every namespace is checked before anything is written. `None`: the
+    // host's own, left out.
+    let mut targets: HashMap<String, Option<Namespace>> = HashMap::new();
     for name in &reader.header().namespaces {
+        let unknown = |target: &str| DataError::UnknownNamespace(name.clone(), target.to_owned());
         let target = match options.namespace_map.get(name) {
             Some(target) => target.clone(),
             None if name == Namespace::host().as_str() => Namespace::host(),
-            None => {
-                Namespace::plugin(name).map_err(|_| DataError::UnknownNamespace(name.clone()))?
-            }
+            None => Namespace::plugin(name).map_err(|_| unknown(name))?,
         };
-        if let Some(allowed) = &options.allowed
-            && !allowed.contains(&target)
-        {
-            return Err(DataError::UnknownNamespace(target.to_string()));
-        }
+        let allowed = options
+            .allowed
+            .as_ref()
+            .is_none_or(|allowed| allowed.contains(&target));
+        let target = match (allowed, target == Namespace::host()) {
+            (true, _) => Some(target),
+            (false, true) => None,
+            (false, false) => return Err(unknown(target.as_str())),
+        };
         targets.insert(name.clone(), target);
     }
     let dump_id = reader.header().dump_id.clone();
@@ -248,7 +261,9 @@ pub async fn import<R: BufRead>(
                 let targets = &targets;
                 async move {
                     let mut read = read?;
-                    let ns = targets[&read.namespace].clone();
+                    let Some(ns) = targets[&read.namespace].clone() else {
+                        return Ok::<_, DataError>(None);
+                    };
                     if !options.keep_ttl
                         && let Item::Value { ttl_ms, .. } = &mut read.item
                     {
@@ -256,14 +271,17 @@ pub async fn import<R: BufRead>(
                     }
                     let outcome =
                         import_item(storage, dump_id, &ns, read, options.on_conflict).await?;
-                    Ok::<_, DataError>((ns, outcome))
+                    Ok(Some((ns, outcome)))
                 }
             })
             .buffered(IMPORT_CONCURRENCY)
     );
     let mut imported = Imported::default();
     while let Some(outcome) = outcomes.next().await {
-        let (ns, outcome) = outcome?;
+        let Some((ns, outcome)) = outcome? else {
+            imported.left_out += 1;
+            continue;
+        };
         *imported.per_namespace.entry(ns.to_string()).or_default() += 1;
         match outcome {
             Outcome::Written => imported.written += 1,
@@ -279,20 +297,29 @@ pub async fn import<R: BufRead>(
     Ok(imported)
 }
 
-/// Writes one item as the policy says.
-async fn import_item(
+/// Writes one item as the policy says. Its op id derives from `scope`
+/// (the dump's id, and for an account's data the account it goes to), the
+/// namespace, the item's index and what the import found there: a rerun
+/// that finds the same (its write never landed) applies the same op, which
+/// every backend applies once; an import that finds something else there
+/// (the data changed since an earlier import of the same dump) writes
+/// anew.
+pub(crate) async fn import_item(
     storage: &Storage,
-    dump_id: &str,
+    scope: &str,
     ns: &Namespace,
     read: Read,
     on_conflict: OnConflict,
 ) -> Result<Outcome, DataError> {
-    let id = OpId::derived(&[
-        b"import",
-        dump_id.as_bytes(),
-        ns.as_str().as_bytes(),
-        &read.index.to_be_bytes(),
-    ]);
+    let op_id = |found: &[u8]| {
+        OpId::derived(&[
+            b"import",
+            scope.as_bytes(),
+            ns.as_str().as_bytes(),
+            &read.index.to_be_bytes(),
+            found,
+        ])
+    };
     let failed = |what: String| {
         let namespace = ns.to_string();
         move |source: storage::Error| DataError::Storage {
@@ -313,13 +340,13 @@ async fn import_item(
             }),
         }
     };
-    let hot = |write: HotWrite, what: String| async move {
+    let hot = |write: HotWrite, found: Option<Vec<u8>>, what: String| async move {
         storage
             .limits
             .check_hot(&write)
             .map_err(failed(what.clone()))?;
         let op = Op {
-            id,
+            id: op_id(&found_bytes(found.as_deref())),
             namespace: ns.clone(),
             write,
         };
@@ -342,7 +369,7 @@ async fn import_item(
                 return Ok(outcome);
             }
             let ttl_ms = ttl_ms.map(|ttl| ttl.max(1));
-            hot(HotWrite::Set { key, value, ttl_ms }, what).await
+            hot(HotWrite::Set { key, value, ttl_ms }, stored, what).await
         }
         Item::HashField { key, field, value } => {
             let what = format!("field {field:?} of hash {key:?}");
@@ -358,7 +385,7 @@ async fn import_item(
             )? {
                 return Ok(outcome);
             }
-            hot(HotWrite::HashSet { key, field, value }, what).await
+            hot(HotWrite::HashSet { key, field, value }, stored, what).await
         }
         Item::Score {
             board,
@@ -375,15 +402,13 @@ async fn import_item(
             if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                 return Ok(outcome);
             }
-            hot(
-                HotWrite::LeaderboardSet {
-                    board,
-                    member,
-                    score,
-                },
-                what,
-            )
-            .await
+            let found = stored.map(|score| score.to_bits().to_be_bytes().to_vec());
+            let write = HotWrite::LeaderboardSet {
+                board,
+                member,
+                score,
+            };
+            hot(write, found, what).await
         }
         Item::Record {
             collection,
@@ -400,13 +425,18 @@ async fn import_item(
                     .get(ns, &collection, &key)
                     .await
                     .map_err(failed(what.clone()))?;
+                // The dump's body at its version or a later one (an
+                // earlier overwrite moved it past a stored version) is
+                // the dump's record.
                 let equal = stored
                     .as_ref()
-                    .is_some_and(|r| r.version == version && r.body == body);
+                    .is_some_and(|r| r.version >= version && r.body == body);
                 if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                     return Ok(outcome);
                 }
-                let current = stored.map_or(0, |record| record.version);
+                let current = stored.as_ref().map_or(0, |record| record.version);
+                let found =
+                    stored.map(|r| [&r.version.to_be_bytes()[..], r.body.as_bytes()].concat());
                 let write = ColdWrite::RestoreRecord {
                     collection: collection.clone(),
                     key: key.clone(),
@@ -423,7 +453,7 @@ async fn import_item(
                     .check_cold(&write)
                     .map_err(failed(what.clone()))?;
                 let op = Op {
-                    id,
+                    id: op_id(&found_bytes(found.as_deref())),
                     namespace: ns.clone(),
                     write,
                 };
@@ -452,19 +482,29 @@ async fn import_item(
             if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                 return Ok(outcome);
             }
+            let found = stored.map(|entry| entry.body.into_bytes());
             let write = ColdWrite::RestoreHistory { stream, seq, body };
             storage
                 .limits
                 .check_cold(&write)
                 .map_err(failed(what.clone()))?;
             let op = Op {
-                id,
+                id: op_id(&found_bytes(found.as_deref())),
                 namespace: ns.clone(),
                 write,
             };
             storage.cold.apply(&op).await.map_err(failed(what))?;
             Ok(Outcome::Written)
         }
+    }
+}
+
+/// What an import found where an item goes, as op id material: absent,
+/// or a marker byte and the bytes found.
+fn found_bytes(found: Option<&[u8]>) -> Vec<u8> {
+    match found {
+        None => vec![0],
+        Some(bytes) => [&[1u8][..], bytes].concat(),
     }
 }
 

@@ -477,6 +477,11 @@ impl Runtime {
         let upgrade = component
             .get_export_index(None, format!("hoard:plugin/upgrade@{CONTRACT_VERSION}"))
             .and_then(|interface| component.get_export_index(Some(&interface), "upgrade"));
+        let account_collections = component
+            .get_export_index(None, format!("hoard:plugin/accounts@{CONTRACT_VERSION}"))
+            .and_then(|interface| {
+                component.get_export_index(Some(&interface), "account-collections")
+            });
         let indices = bindings::PluginIndices::new(pre.instance_pre()).map_err(|e| {
             LoadError::WrongWorld {
                 path: path.clone(),
@@ -501,6 +506,7 @@ impl Runtime {
             shape,
             version: String::new(),
             upgrade,
+            account_collections: Vec::new(),
             indices,
             log_budget: log::LogBudget::new(
                 self.config.log_lines_per_s,
@@ -531,6 +537,27 @@ impl Runtime {
                         "its upgrade export does not match hoard:plugin/upgrade@{CONTRACT_VERSION}: {e:#}"
                     ),
                 })?;
+        }
+        if let Some(index) = account_collections {
+            let wrong = |e: wasmtime::Error| LoadError::WrongWorld {
+                path: path.clone(),
+                reason: format!(
+                    "its accounts export does not match hoard:plugin/accounts@{CONTRACT_VERSION}: {e:#}"
+                ),
+            };
+            let func = instance
+                .raw
+                .get_typed_func::<(), (Vec<String>,)>(&mut instance.store, index)
+                .map_err(wrong)?;
+            instance.arm(None);
+            let call = func.call_async(&mut instance.store, ());
+            let (collections,) = counting_suspension(&instance.suspended, call)
+                .await
+                .map_err(|e| LoadError::Describe {
+                    path: path.clone(),
+                    fault: instance.fault(e),
+                })?;
+            plugin.account_collections = collections;
         }
         plugin.version = version_of(&plugin.info.version, bytes);
         Ok(plugin)
@@ -636,6 +663,9 @@ pub struct Plugin {
     version: String,
     /// Its `hoard:plugin/upgrade` export's function, if it has one.
     upgrade: Option<ComponentExportIndex>,
+    /// What its `hoard:plugin/accounts` export named at load: the cold
+    /// collections keyed by account.
+    account_collections: Vec<String>,
     /// Where the bindings' exports are, found once at load.
     indices: bindings::PluginIndices,
     /// The rate its instances' printed lines share.
@@ -666,6 +696,13 @@ impl Plugin {
     /// an earlier version ran.
     pub fn upgrades(&self) -> bool {
         self.upgrade.is_some()
+    }
+
+    /// The cold collections whose records are keyed by an account's id
+    /// and move with it (`hoard:plugin/accounts`); empty without that
+    /// export.
+    pub fn account_collections(&self) -> &[String] {
+        &self.account_collections
     }
 
     /// What the component is made of: contract, imports, exports, the

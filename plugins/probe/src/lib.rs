@@ -394,4 +394,12 @@ impl hoard_sdk::Upgrade for Probe {
     }
 }
 
+/// The probe's `profiles` collection is keyed by account: it moves with
+/// one.
+impl hoard_sdk::Accounts for Probe {
+    fn account_collections() -> Vec<String> {
+        vec!["profiles".into()]
+    }
+}
+
 hoard_sdk::export!(Probe);

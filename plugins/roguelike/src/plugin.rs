@@ -223,6 +223,8 @@ struct Roguelike;
 impl Rules for Roguelike {
     type State = Game;
     type Action<'a> = Action;
+    /// A character and its inventory move with their account.
+    const ACCOUNT_COLLECTIONS: &'static [&'static str] = &["characters", "inventory"];
 
     fn describe() -> Info {
         Info {

@@ -34,6 +34,7 @@
 //! struct MyGame;
 //! impl hoard_sdk::Game for MyGame { /* describe, create, join, act, view */ }
 //! impl hoard_sdk::Upgrade for MyGame { /* upgrade: earlier versions' state */ }
+//! impl hoard_sdk::Accounts for MyGame { /* the collections keyed by account */ }
 //! hoard_sdk::export!(MyGame);
 //! ```
 //!
@@ -51,6 +52,7 @@ wit_bindgen::generate!({
 
 pub use cache::{Cache, CacheStats};
 pub use clock::TurnClock;
+pub use exports::hoard::plugin::accounts::Guest as Accounts;
 pub use exports::hoard::plugin::game::{
     GameError, Guest as Game, Info, Player, Problem, Session, Turn,
 };

@@ -30,6 +30,12 @@ pub trait Rules {
     /// action that owns its data ignores it: `type Action<'a> = Move;`.
     type Action<'a>: Deserialize<'a>;
 
+    /// The cold collections whose records are a player's own, keyed by
+    /// their account's id (`player.account`): they move with the account
+    /// between hosts (`POST /v1/accounts/me/export` and `/import`). None by
+    /// default.
+    const ACCOUNT_COLLECTIONS: &'static [&'static str] = &[];
+
     /// Describes the game for the lobby.
     fn describe() -> Info;
 
@@ -310,6 +316,15 @@ macro_rules! export_rules {
         impl $crate::Upgrade for __HoardRules {
             fn upgrade(state: Vec<u8>, from: String) -> Result<Vec<u8>, $crate::GameError> {
                 $crate::rules::glue::upgrade::<$rules>(state, from)
+            }
+        }
+
+        impl $crate::Accounts for __HoardRules {
+            fn account_collections() -> Vec<String> {
+                <$rules as $crate::Rules>::ACCOUNT_COLLECTIONS
+                    .iter()
+                    .map(|collection| (*collection).to_owned())
+                    .collect()
             }
         }
 

@@ -521,8 +521,10 @@ impl<C: ConnectionLike + Clone + Send + Sync + 'static> RedisStore<C> {
     ) -> Result<()> {
         match kind {
             b'v' => {
+                // One transaction: the time to live is the value's.
                 let mut connection = self.connection.clone();
                 let (value, ttl_ms): (Option<Vec<u8>>, i64) = redis::pipe()
+                    .atomic()
                     .cmd("GET")
                     .arg(key)
                     .cmd("PTTL")
@@ -634,24 +636,47 @@ impl ScanKeys for redis::cluster_async::ClusterConnection {
             .query_async(self)
             .await
             .map_err(convert)?;
-        let mut keys = Vec::new();
+        // A key that moves between masters during the scan is seen twice.
+        let mut keys = std::collections::BTreeSet::new();
+        let mut slots_scanned = 0u32;
         for line in nodes.lines() {
-            let mut fields = line.split_whitespace();
-            let (Some(_id), Some(address), Some(flags)) =
-                (fields.next(), fields.next(), fields.next())
-            else {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_id, address, flags, ..] = fields[..] else {
                 continue;
             };
             let flags: Vec<&str> = flags.split(',').collect();
-            if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+            if !flags.contains(&"master") {
                 continue;
+            }
+            // Slot ranges from the ninth field: `0-5460` or `5461`
+            // (`[...]` marks a slot moving, counted where it is now).
+            let slots: u32 = fields
+                .iter()
+                .skip(8)
+                .filter(|range| !range.starts_with('['))
+                .filter_map(|range| match range.split_once('-') {
+                    Some((from, to)) => {
+                        Some(to.parse::<u32>().ok()? - from.parse::<u32>().ok()? + 1)
+                    }
+                    None => range.parse::<u32>().ok().map(|_| 1),
+                })
+                .sum();
+            if slots == 0 {
+                continue;
+            }
+            if flags.iter().any(|f| f.starts_with("fail")) {
+                return Err(Error::Unavailable(format!(
+                    "redis: master {address} serving {slots} slots is failing: its keys cannot be read"
+                )));
             }
             let address = address.split(['@', ',']).next().unwrap_or(address);
             let Some((host, port)) = address
                 .rsplit_once(':')
                 .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
             else {
-                continue;
+                return Err(Error::Unavailable(format!(
+                    "redis: CLUSTER NODES names a master at {address:?}"
+                )));
             };
             let connection = self.clone();
             let found = scan_all(pattern, |command| {
@@ -664,8 +689,14 @@ impl ScanKeys for redis::cluster_async::ClusterConnection {
             })
             .await?;
             keys.extend(found);
+            slots_scanned += slots;
         }
-        Ok(keys)
+        if slots_scanned != 16384 {
+            return Err(Error::Unavailable(format!(
+                "redis: the masters scanned serve {slots_scanned} of the 16384 slots"
+            )));
+        }
+        Ok(keys.into_iter().collect())
     }
 }
 

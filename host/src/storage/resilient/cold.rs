@@ -277,11 +277,10 @@ impl View for ColdView {
                 ColdWrite::RestoreRecord {
                     collection,
                     key,
-                    version,
                     body,
                     ..
                 },
-                Some(_),
+                Some(Applied::Version(version)),
             ) => vec![(
                 Key::Record(ns.clone(), collection.clone(), key.clone()),
                 Known::Record(Some((*version, body.clone()))),
@@ -343,11 +342,10 @@ impl View for ColdView {
                 ColdWrite::RestoreRecord {
                     collection,
                     key,
-                    version,
                     body,
                     ..
                 },
-                _,
+                Applied::Version(version),
             ) => self.keep(
                 Key::Record(ns.clone(), collection.clone(), key.clone()),
                 Known::Record(Some((*version, body.clone()))),

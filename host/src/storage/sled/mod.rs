@@ -593,7 +593,7 @@ impl HotStore for SledStore {
 
 /// How consistent a sled export is.
 const SLED_VIEW: ExportView = ExportView::Live(
-    "sled has no snapshots, so items are read one by one; `hoard data export` holds the database's lock, so no host writes meanwhile",
+    "sled has no snapshots, so items are read one by one: by `hoard data export`, which holds the database's lock, while nothing else writes; by a host's own scheduled backup, while its plugins may",
 );
 
 /// Splits a key's tail after the namespace into its length-prefixed name
