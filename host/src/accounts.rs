@@ -50,6 +50,8 @@ pub struct AccountsConfig {
     /// server of yours). Off by default; `configs/offline.toml` turns it
     /// on.
     pub imports: bool,
+    /// The largest dump an import takes (its body).
+    pub import_bytes_max: u64,
 }
 
 impl Default for AccountsConfig {
@@ -63,6 +65,7 @@ impl Default for AccountsConfig {
                 burst: 5,
             },
             imports: false,
+            import_bytes_max: 8 * 1024 * 1024,
         }
     }
 }

@@ -481,6 +481,28 @@ impl Config {
             "storage.limits.value_bytes_max",
             self.storage.limits.value_bytes_max,
         )?;
+        // A dump line holds a value hex-encoded, or a body escaped: these
+        // keep every item within what a dump reader takes.
+        for (key, value, max) in [
+            (
+                "storage.limits.value_bytes_max",
+                self.storage.limits.value_bytes_max,
+                crate::data::dump::VALUE_BYTES_MAX,
+            ),
+            (
+                "storage.limits.key_bytes_max",
+                self.storage.limits.key_bytes_max,
+                crate::data::dump::KEY_BYTES_MAX,
+            ),
+        ] {
+            if value > max {
+                return Err(ConfigError::Key {
+                    key,
+                    reason: format!("must be at most {max}, so dumps can hold every item"),
+                });
+            }
+        }
+        positive("accounts.import_bytes_max", self.accounts.import_bytes_max)?;
         positive(
             "storage.limits.read_rows_max",
             self.storage.limits.read_rows_max,
@@ -700,6 +722,11 @@ mod tests {
                 "server.body_bytes_max",
             ),
             ("[server]\nbody_bytes_max = 0\n", "server.body_bytes_max"),
+            (
+                "[storage.limits]\nvalue_bytes_max = 100000000\n",
+                "storage.limits.value_bytes_max",
+            ),
+            ("[backup]\nkeep = 0\n", "backup.keep"),
             ("[server]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
             ("[storage]\nhot = \"memcached\"\n", "storage.hot"),
             (

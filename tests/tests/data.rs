@@ -961,6 +961,90 @@ async fn a_player_moves_their_own_data_between_hosts() {
         .await,
         later
     );
+    // A dump's versions are not the player's to choose; a record named
+    // twice, or one storage would refuse, refuses the import.
+    let forge = |items: &[(&str, Item)]| {
+        let header = hoard::data::dump::Header {
+            hoard_dump: hoard::data::dump::FORMAT,
+            hoard: "test".into(),
+            contract: hoard::wasm::CONTRACT_VERSION.into(),
+            dump_id: "ffeeddccbbaa99887766554433221100".into(),
+            created_ms: 0,
+            namespaces: vec!["roguelike".into(), "probe".into()],
+            account: Some(home_id.clone()),
+        };
+        let mut writer = hoard::data::dump::DumpWriter::start(Vec::new(), &header).unwrap();
+        for (ns, item) in items {
+            writer.item(&Namespace::plugin(ns).unwrap(), item).unwrap();
+        }
+        String::from_utf8(writer.finish(Vec::new()).unwrap().1).unwrap()
+    };
+    let record = |collection: &str, version: u64, body: &str| Item::Record {
+        collection: collection.into(),
+        key: home_id.clone(),
+        version,
+        body: body.into(),
+    };
+    let huge = forge(&[(
+        "roguelike",
+        record("inventory", i64::MAX as u64, "{\"items\":[]}"),
+    )]);
+    let reply = import_account(&away, Some(&server_token), &huge, "?on_conflict=overwrite").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let roguelike = Namespace::plugin("roguelike").unwrap();
+    let stored = server
+        .app
+        .storage()
+        .cold
+        .get(&roguelike, "inventory", &server_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.version < 10, "version {}", stored.version);
+    let twice = forge(&[
+        ("probe", record("profiles", 1, "{}")),
+        ("probe", record("profiles", 2, "{\"a\":1}")),
+    ]);
+    let reply = import_account(&away, Some(&server_token), &twice, "").await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "bad_dump"),
+        "{:?}",
+        reply.body
+    );
+    let not_json = forge(&[("probe", record("profiles", 1, "{not json"))]);
+    let reply = import_account(&away, Some(&server_token), &not_json, "").await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (400, "bad_dump"),
+        "{:?}",
+        reply.body
+    );
+    // Under `fail`, a conflict anywhere stops it before the first write.
+    let nova = away.account("nova").await;
+    let nova_id = account_id(&away, &nova).await;
+    let first = forge(&[("roguelike", record("characters", 1, "{\"mine\":1}"))]);
+    let reply = import_account(&away, Some(&nova), &first, "").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let clash = forge(&[
+        ("probe", record("profiles", 1, "{\"new\":true}")),
+        ("roguelike", record("characters", 1, "{\"other\":2}")),
+    ]);
+    let reply = import_account(&away, Some(&nova), &clash, "").await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (409, "account_data_exists"),
+        "{:?}",
+        reply.body
+    );
+    let probe_ns = Namespace::plugin("probe").unwrap();
+    let profile = server
+        .app
+        .storage()
+        .cold
+        .get(&probe_ns, "profiles", &nova_id)
+        .await;
+    assert_eq!(profile, Ok(None), "nothing was written");
     for host in [offline, server, plain] {
         host.stop().await;
     }

@@ -388,7 +388,7 @@ async fn route_request(
                 return Err(crate::data::account::TransferError::Disabled.into());
             }
             let on_conflict = on_conflict(request.uri().query())?;
-            let max = app.config().server.body_bytes_max;
+            let max = app.config().accounts.import_bytes_max;
             let dump = read_body(server, request, max).await?;
             let imported = crate::data::account::import(
                 app.storage(),

@@ -5,17 +5,19 @@
 //!
 //! An account's dump is a dump like any other, whose header names the
 //! account it was made for. An import takes only records of collections
-//! the plugins loaded here name, keyed by that account: anything else in
-//! the dump refuses the whole import before a write. Each record goes
-//! under the importing account's id, with the usual rules (an equal record
-//! is left alone, a conflict follows the policy), under op ids derived
-//! from the dump and the importing account: the same dump imported twice
+//! the plugins loaded here name, keyed by that account, each once, with a
+//! body storage takes: anything else refuses the whole import before a
+//! write, and so does, under `fail`, a record that meets other data. Each
+//! record goes under the importing account's id at this host's own count
+//! of versions (1, or one past the record it replaces: a player's dump
+//! does not choose them), with the usual rules (an equal body is left
+//! alone), under op ids of the import's own: the same dump imported twice
 //! into one account changes nothing the second time, and into two
 //! accounts gives each its copy.
 
 use super::dump::{DumpError, DumpReader, DumpWriter, Header};
 use super::{DataError, Imported, OnConflict, Outcome, import_item};
-use crate::storage::{self, Item, Namespace, Storage};
+use crate::storage::{self, ColdWrite, Item, Namespace, Storage};
 use std::collections::BTreeMap;
 
 /// A plugin's namespace and the collections it keys by account.
@@ -116,6 +118,7 @@ pub async fn import(
         reads.extend(chunk);
     }
     let mut planned = Vec::with_capacity(reads.len());
+    let mut seen = std::collections::HashSet::new();
     for mut read in reads {
         let Some((ns, collections)) = owned.iter().find(|(ns, _)| ns.as_str() == read.namespace)
         else {
@@ -126,9 +129,30 @@ pub async fn import(
         };
         match &mut read.item {
             Item::Record {
-                collection, key, ..
+                collection,
+                key,
+                version,
+                body,
             } if collections.contains(collection) && *key == source => {
+                if !seen.insert((ns.clone(), collection.clone())) {
+                    return Err(TransferError::BadDump(format!(
+                        "it holds the account's record of {ns} {collection:?} twice"
+                    )));
+                }
                 *key = account.to_owned();
+                // The versions are this host's to count: the record goes in
+                // at 1, or one past the one it replaces.
+                *version = 1;
+                let write = ColdWrite::RestoreRecord {
+                    collection: collection.clone(),
+                    key: key.clone(),
+                    version: 1,
+                    body: body.clone(),
+                    expected_version: 0,
+                };
+                storage.limits.check_cold(&write).map_err(|error| {
+                    TransferError::BadDump(format!("record {collection:?} of {ns}: {error}"))
+                })?;
             }
             Item::Record {
                 collection, key, ..
@@ -145,7 +169,36 @@ pub async fn import(
         }
         planned.push((ns.clone(), read));
     }
-    let scope = format!("{}:{account}", header.dump_id);
+    // Under `fail`, a record that meets other data refuses the import
+    // before anything is written.
+    if on_conflict == OnConflict::Fail {
+        for (ns, read) in &planned {
+            let Item::Record {
+                collection, body, ..
+            } = &read.item
+            else {
+                continue;
+            };
+            let stored = storage
+                .cold
+                .get(ns, collection, account)
+                .await
+                .map_err(TransferError::Storage)?;
+            if stored.is_some_and(|record| record.body != *body) {
+                return Err(TransferError::Exists {
+                    namespace: ns.to_string(),
+                    what: format!("record {collection:?}"),
+                });
+            }
+        }
+    }
+    // A fresh run: its op ids are its own (an import sent again reads
+    // first and leaves alone what is already there).
+    let scope = format!(
+        "{}:{account}:{}",
+        header.dump_id,
+        super::dump::hex(&rand::random::<[u8; 16]>())
+    );
     let mut imported = Imported {
         per_namespace: BTreeMap::new(),
         ..Imported::default()

@@ -38,9 +38,16 @@ pub const CHUNK_ITEMS: usize = 1000;
 /// whatever their number.
 pub const CHUNK_BYTES: usize = 8 << 20;
 
-/// The longest line a reader takes: a value at the default limit (2 MiB),
-/// hex-encoded, or a record body of it with every character escaped, fits.
-pub const LINE_BYTES_MAX: usize = 16 << 20;
+/// The largest value or record body the configuration may allow
+/// (`storage.limits.value_bytes_max`), and the longest key or name
+/// (`key_bytes_max`): an item within both fits in a line.
+pub const VALUE_BYTES_MAX: u64 = 8 << 20;
+pub const KEY_BYTES_MAX: u64 = 64 << 10;
+
+/// The longest line a reader takes, and a writer writes: a value at
+/// [`VALUE_BYTES_MAX`], a body of it with every character escaped
+/// (`\u0000`: six bytes each) and a few names fit.
+pub const LINE_BYTES_MAX: usize = 6 * VALUE_BYTES_MAX as usize + (1 << 20);
 
 /// The most bytes of item lines a reader holds before their chunk line
 /// (what a writer puts in a chunk, and one line more): a reader's memory
@@ -317,6 +324,15 @@ impl<W: Write> DumpWriter<W> {
         };
         serde_json::to_writer(&mut self.line, &line)?;
         self.line.push(b'\n');
+        if self.line.len() > LINE_BYTES_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "an item of {ns} takes {} bytes as a line, over the dump's limit of {LINE_BYTES_MAX}",
+                    self.line.len()
+                ),
+            ));
+        }
         self.out.write_all(&self.line)?;
         self.chunk.update(&self.line);
         self.in_chunk += 1;
@@ -741,7 +757,10 @@ mod tests {
         let unclosed: String = text
             .lines()
             .take(1)
-            .chain(std::iter::repeat_n(text.lines().nth(1).unwrap(), 9))
+            .chain(std::iter::repeat_n(
+                text.lines().nth(1).unwrap(),
+                CHUNK_BYTES_MAX / (3 << 20) + 2,
+            ))
             .map(|line| format!("{line}\n"))
             .collect();
         match read_all(unclosed.as_bytes()) {

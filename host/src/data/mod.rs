@@ -4,12 +4,12 @@
 //! A dump ([`dump`]) is a stream of [`Item`]s read through the storage
 //! traits' `export`. Every item is one write, so an import is a stream of
 //! ops through the same traits as a plugin's writes: the same limits, the
-//! same backends, the outage layer included. Op ids derive from the dump's
-//! id and the item's place in it, so running an import again (after a
-//! crash halfway, or twice by mistake) applies nothing twice; and an item
-//! already stored as the dump has it is left alone whatever the policy,
-//! so a second run changes nothing even after the backends have forgotten
-//! the op ids.
+//! same backends, the outage layer included. Each item is read where it
+//! goes before it is written, and an item already stored as the dump has
+//! it is left alone whatever the policy: so running an import again
+//! (after a crash halfway, or twice by mistake) changes nothing that the
+//! first run wrote. Op ids derive from the dump's id, the run and the
+//! item's place, so within a run every backend applies each write once.
 //!
 //! What an item meets decides what happens to it:
 //! - nothing there: it is written (a record at its own version, a history
@@ -233,7 +233,15 @@ pub async fn import<R: BufRead>(
         };
         targets.insert(name.clone(), target);
     }
-    let dump_id = reader.header().dump_id.clone();
+    // Op ids derive from the dump and this run: within the run each write
+    // applies once; a later run reads first, and leaves alone what is
+    // already as the dump has it (a run that finds an item absent again,
+    // after something deleted it, writes it again).
+    let dump_id = format!(
+        "{}:{}",
+        reader.header().dump_id,
+        dump::hex(&rand::random::<[u8; 16]>())
+    );
     // Items flow a checked chunk at a time into one window of writes in
     // flight, which does not drain at each chunk's end: a backend that
     // commits writers together (sled's group commit) gets full groups.
@@ -298,12 +306,8 @@ pub async fn import<R: BufRead>(
 }
 
 /// Writes one item as the policy says. Its op id derives from `scope`
-/// (the dump's id, and for an account's data the account it goes to), the
-/// namespace, the item's index and what the import found there: a rerun
-/// that finds the same (its write never landed) applies the same op, which
-/// every backend applies once; an import that finds something else there
-/// (the data changed since an earlier import of the same dump) writes
-/// anew.
+/// (the dump's id and the run, and for an account's data the account it
+/// goes to), the namespace and the item's index.
 pub(crate) async fn import_item(
     storage: &Storage,
     scope: &str,
@@ -311,15 +315,12 @@ pub(crate) async fn import_item(
     read: Read,
     on_conflict: OnConflict,
 ) -> Result<Outcome, DataError> {
-    let op_id = |found: &[u8]| {
-        OpId::derived(&[
-            b"import",
-            scope.as_bytes(),
-            ns.as_str().as_bytes(),
-            &read.index.to_be_bytes(),
-            found,
-        ])
-    };
+    let id = OpId::derived(&[
+        b"import",
+        scope.as_bytes(),
+        ns.as_str().as_bytes(),
+        &read.index.to_be_bytes(),
+    ]);
     let failed = |what: String| {
         let namespace = ns.to_string();
         move |source: storage::Error| DataError::Storage {
@@ -340,13 +341,13 @@ pub(crate) async fn import_item(
             }),
         }
     };
-    let hot = |write: HotWrite, found: Option<Vec<u8>>, what: String| async move {
+    let hot = |write: HotWrite, what: String| async move {
         storage
             .limits
             .check_hot(&write)
             .map_err(failed(what.clone()))?;
         let op = Op {
-            id: op_id(&found_bytes(found.as_deref())),
+            id,
             namespace: ns.clone(),
             write,
         };
@@ -369,7 +370,7 @@ pub(crate) async fn import_item(
                 return Ok(outcome);
             }
             let ttl_ms = ttl_ms.map(|ttl| ttl.max(1));
-            hot(HotWrite::Set { key, value, ttl_ms }, stored, what).await
+            hot(HotWrite::Set { key, value, ttl_ms }, what).await
         }
         Item::HashField { key, field, value } => {
             let what = format!("field {field:?} of hash {key:?}");
@@ -385,7 +386,7 @@ pub(crate) async fn import_item(
             )? {
                 return Ok(outcome);
             }
-            hot(HotWrite::HashSet { key, field, value }, stored, what).await
+            hot(HotWrite::HashSet { key, field, value }, what).await
         }
         Item::Score {
             board,
@@ -402,13 +403,12 @@ pub(crate) async fn import_item(
             if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                 return Ok(outcome);
             }
-            let found = stored.map(|score| score.to_bits().to_be_bytes().to_vec());
             let write = HotWrite::LeaderboardSet {
                 board,
                 member,
                 score,
             };
-            hot(write, found, what).await
+            hot(write, what).await
         }
         Item::Record {
             collection,
@@ -435,15 +435,13 @@ pub(crate) async fn import_item(
                     return Ok(outcome);
                 }
                 let current = stored.as_ref().map_or(0, |record| record.version);
-                let found =
-                    stored.map(|r| [&r.version.to_be_bytes()[..], r.body.as_bytes()].concat());
                 let write = ColdWrite::RestoreRecord {
                     collection: collection.clone(),
                     key: key.clone(),
                     version: if current == 0 {
                         version
                     } else {
-                        version.max(current + 1)
+                        version.max(current.saturating_add(1))
                     },
                     body: body.clone(),
                     expected_version: current,
@@ -453,7 +451,7 @@ pub(crate) async fn import_item(
                     .check_cold(&write)
                     .map_err(failed(what.clone()))?;
                 let op = Op {
-                    id: op_id(&found_bytes(found.as_deref())),
+                    id,
                     namespace: ns.clone(),
                     write,
                 };
@@ -482,29 +480,19 @@ pub(crate) async fn import_item(
             if let Some(outcome) = decide(what.clone(), equal, stored.is_some())? {
                 return Ok(outcome);
             }
-            let found = stored.map(|entry| entry.body.into_bytes());
             let write = ColdWrite::RestoreHistory { stream, seq, body };
             storage
                 .limits
                 .check_cold(&write)
                 .map_err(failed(what.clone()))?;
             let op = Op {
-                id: op_id(&found_bytes(found.as_deref())),
+                id,
                 namespace: ns.clone(),
                 write,
             };
             storage.cold.apply(&op).await.map_err(failed(what))?;
             Ok(Outcome::Written)
         }
-    }
-}
-
-/// What an import found where an item goes, as op id material: absent,
-/// or a marker byte and the bytes found.
-fn found_bytes(found: Option<&[u8]>) -> Vec<u8> {
-    match found {
-        None => vec![0],
-        Some(bytes) => [&[1u8][..], bytes].concat(),
     }
 }
 

@@ -110,16 +110,16 @@ impl Limits {
             } => {
                 self.check_key("collection-bytes", collection)?;
                 self.check_key("key-bytes", key)?;
-                if *version == 0 {
-                    return Err(Error::invalid("version", "must be at least 1"));
+                if *version == 0 || *version > i64::MAX as u64 {
+                    return Err(Error::invalid("version", "must be 1 to 2^63 - 1"));
                 }
                 self.check_value(body.len())?;
                 check_json("body", body)
             }
             ColdWrite::RestoreHistory { stream, seq, body } => {
                 self.check_key("stream-bytes", stream)?;
-                if *seq == 0 {
-                    return Err(Error::invalid("seq", "must be at least 1"));
+                if *seq == 0 || *seq > i64::MAX as u64 {
+                    return Err(Error::invalid("seq", "must be 1 to 2^63 - 1"));
                 }
                 self.check_value(body.len())?;
                 check_json("body", body)

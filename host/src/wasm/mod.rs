@@ -557,7 +557,11 @@ impl Runtime {
                     path: path.clone(),
                     fault: instance.fault(e),
                 })?;
-            plugin.account_collections = collections;
+            plugin.account_collections = account_collections_of(collections, &self.storage.limits)
+                .map_err(|reason| LoadError::WrongWorld {
+                    path: path.clone(),
+                    reason: format!("its accounts export names {reason}"),
+                })?;
         }
         plugin.version = version_of(&plugin.info.version, bytes);
         Ok(plugin)
@@ -766,6 +770,37 @@ impl Plugin {
             lent: None,
         })
     }
+}
+
+/// The most collections a plugin may key by account: each account export
+/// reads them all.
+pub const ACCOUNT_COLLECTIONS_MAX: usize = 64;
+
+/// What a plugin's `account-collections` answered, checked: at most
+/// [`ACCOUNT_COLLECTIONS_MAX`] names, each a name storage takes, each once.
+fn account_collections_of(
+    collections: Vec<String>,
+    limits: &storage::Limits,
+) -> Result<Vec<String>, String> {
+    if collections.len() > ACCOUNT_COLLECTIONS_MAX {
+        return Err(format!(
+            "{} collections; at most {ACCOUNT_COLLECTIONS_MAX}",
+            collections.len()
+        ));
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(collections.len());
+    for collection in collections {
+        if collection.is_empty() {
+            return Err("an empty collection".into());
+        }
+        limits
+            .check_key("collection-bytes", &collection)
+            .map_err(|error| format!("collection {collection:?}: {error}"))?;
+        if !checked.contains(&collection) {
+            checked.push(collection);
+        }
+    }
+    Ok(checked)
 }
 
 /// The types of `hoard:plugin/upgrade.upgrade`.
@@ -1151,4 +1186,26 @@ fn classify(error: wasmtime::Error, config: &WasmConfig) -> Fault {
 fn root_cause(error: &wasmtime::Error) -> String {
     let chain: Vec<String> = error.chain().map(|e| e.to_string()).collect();
     chain.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_collections_are_checked_and_kept_once() {
+        let limits = storage::Limits::default();
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            account_collections_of(names(&["characters", "inventory", "characters"]), &limits),
+            Ok(names(&["characters", "inventory"]))
+        );
+        assert!(account_collections_of(names(&[""]), &limits).is_err());
+        let long = "c".repeat(limits.key_bytes_max as usize + 1);
+        assert!(account_collections_of(vec![long], &limits).is_err());
+        let many: Vec<String> = (0..=ACCOUNT_COLLECTIONS_MAX)
+            .map(|i| format!("c{i}"))
+            .collect();
+        assert!(account_collections_of(many, &limits).is_err());
+    }
 }
