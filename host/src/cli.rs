@@ -1,6 +1,7 @@
 //! The `hoard` command line: `serve`, `dev`, `migrate`, `plugin new |
-//! build | check`, `data export | import | verify`, and through a running host's admin API `plugin deploy |
-//! versions`, `queue` (the outbox) and `cluster`.
+//! build | check`, `data export | import | verify`, and through a running
+//! host's admin API `plugin deploy | versions`, `queue` (the outbox) and
+//! `cluster`.
 
 use crate::config::Config;
 use crate::storage::sled::SledStore;
