@@ -16,9 +16,8 @@
 //! accounts gives each its copy.
 
 use super::dump::{DumpError, DumpReader, DumpWriter, Header};
-use super::{DataError, Imported, OnConflict, Outcome, import_item};
+use super::{DataError, Imported, OnConflict, import_item};
 use crate::storage::{self, ColdWrite, Item, Namespace, Storage};
-use std::collections::BTreeMap;
 
 /// A plugin's namespace and the collections it keys by account.
 pub type Owned = (Namespace, Vec<String>);
@@ -199,18 +198,10 @@ pub async fn import(
         header.dump_id,
         super::dump::hex(&rand::random::<[u8; 16]>())
     );
-    let mut imported = Imported {
-        per_namespace: BTreeMap::new(),
-        ..Imported::default()
-    };
+    let mut imported = Imported::default();
     for (ns, read) in planned {
         let outcome = import_item(storage, &scope, &ns, read, on_conflict).await?;
-        *imported.per_namespace.entry(ns.to_string()).or_default() += 1;
-        match outcome {
-            Outcome::Written => imported.written += 1,
-            Outcome::Unchanged => imported.unchanged += 1,
-            Outcome::Skipped => imported.skipped += 1,
-        }
+        imported.count(&ns, outcome);
     }
     Ok(imported)
 }

@@ -205,6 +205,18 @@ pub(crate) enum Outcome {
     Skipped,
 }
 
+impl Imported {
+    /// Counts what became of one item of `ns`.
+    pub(crate) fn count(&mut self, ns: &Namespace, outcome: Outcome) {
+        *self.per_namespace.entry(ns.to_string()).or_default() += 1;
+        match outcome {
+            Outcome::Written => self.written += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+}
+
 /// Imports a dump from `input` (see the module docs).
 pub async fn import<R: BufRead>(
     storage: &Storage,
@@ -286,15 +298,9 @@ pub async fn import<R: BufRead>(
     );
     let mut imported = Imported::default();
     while let Some(outcome) = outcomes.next().await {
-        let Some((ns, outcome)) = outcome? else {
-            imported.left_out += 1;
-            continue;
-        };
-        *imported.per_namespace.entry(ns.to_string()).or_default() += 1;
-        match outcome {
-            Outcome::Written => imported.written += 1,
-            Outcome::Unchanged => imported.unchanged += 1,
-            Outcome::Skipped => imported.skipped += 1,
+        match outcome? {
+            Some((ns, outcome)) => imported.count(&ns, outcome),
+            None => imported.left_out += 1,
         }
     }
     imported.views = end
@@ -353,6 +359,16 @@ pub(crate) async fn import_item(
         };
         storage.hot.apply(&op).await.map_err(failed(what))?;
         Ok::<_, DataError>(Outcome::Written)
+    };
+    // A cold write within the limits; the caller maps the error.
+    let cold = |write: ColdWrite| async move {
+        storage.limits.check_cold(&write)?;
+        let op = Op {
+            id,
+            namespace: ns.clone(),
+            write,
+        };
+        storage.cold.apply(&op).await
     };
     match read.item {
         Item::Value { key, value, ttl_ms } => {
@@ -446,16 +462,7 @@ pub(crate) async fn import_item(
                     body: body.clone(),
                     expected_version: current,
                 };
-                storage
-                    .limits
-                    .check_cold(&write)
-                    .map_err(failed(what.clone()))?;
-                let op = Op {
-                    id,
-                    namespace: ns.clone(),
-                    write,
-                };
-                match storage.cold.apply(&op).await {
+                match cold(write).await {
                     Ok(_) => return Ok(Outcome::Written),
                     Err(storage::Error::Conflict { .. }) => continue,
                     Err(error) => return Err(failed(what)(error)),
@@ -481,16 +488,7 @@ pub(crate) async fn import_item(
                 return Ok(outcome);
             }
             let write = ColdWrite::RestoreHistory { stream, seq, body };
-            storage
-                .limits
-                .check_cold(&write)
-                .map_err(failed(what.clone()))?;
-            let op = Op {
-                id,
-                namespace: ns.clone(),
-                write,
-            };
-            storage.cold.apply(&op).await.map_err(failed(what))?;
+            cold(write).await.map_err(failed(what))?;
             Ok(Outcome::Written)
         }
     }
