@@ -13,6 +13,7 @@
 //! - [`accounts`]: player accounts: names, hashed secrets, account tokens.
 //! - [`session`]: game sessions: players, tokens, ordering of actions,
 //!   durable state, seed commitments.
+//! - [`lobby`]: the sessions created here that still have free seats.
 //! - [`realtime`]: each session's events for its sockets: sequence
 //!   numbers, the backlog a reconnect resumes from, bounded queues.
 //! - [`cluster`]: several instances on one Redis: heartbeats, and which
@@ -45,6 +46,7 @@ pub mod cluster;
 pub mod config;
 pub mod data;
 pub mod dev;
+pub mod lobby;
 pub mod metrics;
 pub mod plugin_crate;
 pub mod realtime;

@@ -14,6 +14,7 @@
 use crate::catalog::Catalog;
 use crate::cluster::{Claim, Cluster, Lease};
 use crate::config::SessionsConfig;
+use crate::lobby::{Lobby, Open};
 use crate::metrics::Metrics;
 use crate::realtime::{Audience, EventKind, Hub, Resume, Start, Subscription};
 use crate::storage::{
@@ -391,6 +392,22 @@ pub struct Acted {
     pub seq: Option<u64>,
 }
 
+/// A session in memory, as an operator sees it.
+#[derive(Debug, Serialize)]
+pub struct LiveSession {
+    pub session: String,
+    pub game: String,
+    pub players: Vec<String>,
+    pub actions: u64,
+    pub finished: bool,
+    /// The plugin version that wrote its state.
+    pub version: String,
+    /// Since its last stored change.
+    pub idle_ms: u64,
+    /// Until its record expires, unless something happens.
+    pub expires_in_ms: u64,
+}
+
 /// A session as anyone may see it.
 #[derive(Debug)]
 pub struct Summary {
@@ -457,6 +474,8 @@ pub struct Sessions {
     cluster: Option<Arc<Cluster>>,
     /// How many sessions keep a plugin instance now.
     instances_kept: Arc<AtomicUsize>,
+    /// The sessions created here that still have free seats.
+    lobby: Lobby,
 }
 
 /// The collection, under the host's namespace, of sessions with pending
@@ -526,6 +545,7 @@ impl Sessions {
     ) -> Self {
         Sessions {
             instances_kept: Arc::new(AtomicUsize::new(0)),
+            lobby: Lobby::default(),
             messages_max: hub.messages_max(),
             hub,
             cluster,
@@ -578,6 +598,71 @@ impl Sessions {
     /// How many sessions keep a plugin instance now.
     pub fn instances_kept(&self) -> usize {
         self.instances_kept.load(Ordering::SeqCst)
+    }
+
+    /// Up to `limit` sessions of `game` created here that still have a
+    /// free seat, newest first (see [`Lobby`]).
+    pub fn open_sessions(&self, game: &str, limit: usize) -> Vec<Open> {
+        self.lobby.list(game, limit, now_ms())
+    }
+
+    /// The sessions in memory now, for operators: a session busy with a
+    /// call right now is left out rather than waited for.
+    pub fn live_sessions(&self) -> Vec<LiveSession> {
+        let slots: Vec<(String, Slot)> = self
+            .live
+            .lock()
+            .expect("sessions map poisoned")
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        let now = now_ms();
+        let mut sessions: Vec<LiveSession> = slots
+            .into_iter()
+            .filter_map(|(id, slot)| {
+                let guard = slot.live.try_lock().ok()?;
+                let record = &guard.as_ref()?.record;
+                let ttl_ms = if record.players.is_empty() {
+                    self.config.unjoined_ttl_ms
+                } else {
+                    self.config.ttl_ms
+                };
+                Some(LiveSession {
+                    session: id,
+                    game: record.game.clone(),
+                    players: record.players.iter().map(|p| p.name.clone()).collect(),
+                    actions: record.actions,
+                    finished: record.outcome.is_some(),
+                    version: record.version.clone(),
+                    idle_ms: now.saturating_sub(record.expires_at_ms.saturating_sub(ttl_ms)),
+                    expires_in_ms: record.expires_at_ms.saturating_sub(now),
+                })
+            })
+            .collect();
+        sessions.sort_by_key(|s| s.idle_ms);
+        sessions
+    }
+
+    /// Ends `session` for an operator: its outcome becomes
+    /// `{"ended_by": "operator"}` (unless it had ended already, which
+    /// changes nothing), its seed is revealed, its sockets see it
+    /// finished, and further actions get `game_finished`. `false` if it
+    /// had ended already.
+    pub async fn end(&self, session: &str) -> Result<bool> {
+        let mut live = self.lock(session).await?;
+        if live.record.outcome.is_some() {
+            return Ok(false);
+        }
+        let plugin = self.ready(session, &mut live).await?;
+        let before = live.record.alarms.earliest();
+        let mut next = live.record.clone();
+        next.outcome = Some(r#"{"ended_by":"operator"}"#.to_owned());
+        self.persist(session, before, &mut next, &mut live.lease)
+            .await?;
+        live.record = next;
+        self.announce(session, &mut live, &plugin, Vec::new(), true, None)
+            .await;
+        Ok(true)
     }
 
     /// How many sessions are in memory now.
@@ -640,6 +725,14 @@ impl Sessions {
         }
         self.store(&id, &mut record, &mut lease).await?;
         let fairness = Fairness::of(&record);
+        self.lobby.opened(Open {
+            session: id.clone(),
+            game: game.to_owned(),
+            players: Vec::new(),
+            seats: plugin.info().max_players,
+            created_ms: now_ms(),
+            expires_at_ms: record.expires_at_ms,
+        });
         let live = Live {
             record,
             instance: Some(instance),
@@ -669,6 +762,10 @@ impl Sessions {
             return Err(SessionError::InvalidName);
         }
         let mut live = self.lock(session).await?;
+        if live.record.outcome.is_some() {
+            self.lobby.closed(session);
+            return Err(SessionError::Refused(Refusal::Finished));
+        }
         if account.is_some()
             && live
                 .record
@@ -697,7 +794,11 @@ impl Sessions {
             let joined = self.timed(&record.game, "join", call).await;
             let alarms = kept.as_deref_mut().and_then(Instance::take_alarms);
             let messages = kept.as_deref_mut().map(Instance::take_messages);
-            (faulting(joined, kept)?, alarms, messages)
+            let joined = faulting(joined, kept);
+            if let Err(SessionError::Refused(Refusal::Full | Refusal::Finished)) = &joined {
+                self.lobby.closed(session);
+            }
+            (joined?, alarms, messages)
         };
         let (state, alarms, messages) = state;
         self.check_state(&state)?;
@@ -949,6 +1050,15 @@ impl Sessions {
         changed: bool,
         known: Option<(&str, Option<&str>)>,
     ) -> Option<u64> {
+        if changed {
+            let record = &live.record;
+            self.lobby.changed(
+                session,
+                record.players.iter().map(|p| p.name.as_str()),
+                record.outcome.is_some(),
+                record.expires_at_ms,
+            );
+        }
         let feed = self.hub.feed(session)?;
         let mut events: Vec<EventKind> = messages
             .into_iter()

@@ -11,6 +11,11 @@
 //! - `DELETE /admin/v1/queue/dead-letters/{capability}/{id}`: drop it.
 //! - `GET /admin/v1/cluster`: the instances that heartbeat lately (cluster
 //!   mode), each with its URL, age of its last beat, sessions and sockets.
+//! - `GET /admin/v1/sessions`: the sessions in memory on this instance
+//!   (game, players, actions, plugin version, idle time), least idle first.
+//! - `POST /admin/v1/sessions/{id}/end`: ends a session: its outcome
+//!   becomes `{"ended_by": "operator"}`, its seed is revealed, its sockets
+//!   see it finished.
 //! - `GET /admin/v1/plugins`: each game's loaded versions (current first),
 //!   whether each upgrades running sessions, and the sessions in memory on
 //!   each (their count, and up to 100 ids).
@@ -48,6 +53,14 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
     };
     match (&method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["plugins"]) => ok(plugins(server)),
+        (&Method::GET | &Method::HEAD, ["sessions"]) => {
+            let sessions = server.app.sessions().live_sessions();
+            ok(json!({ "sessions": sessions }))
+        }
+        (&Method::POST, ["sessions", id, "end"]) => {
+            let ended = server.app.sessions().end(id).await?;
+            ok(json!({ "session": id, "ended": ended }))
+        }
         (&Method::POST, ["plugins", name]) => {
             let name = name.to_string();
             let max = server.app.config().admin.component_bytes_max;

@@ -3,7 +3,10 @@
 //!
 //! Routes (JSON in and out; see `routes` for each):
 //! - `GET /healthz`, `GET /readyz`
+//! - `GET /`, `GET /admin`, `GET /assets/{file}`, `GET /openapi.json`:
+//!   the browser client, the admin console, the API's description (`web`)
 //! - `GET /v1/games`
+//! - `GET /v1/games/{game}/sessions`: the lobby's open sessions
 //! - `POST /v1/games/{game}/sessions`
 //! - `POST /v1/games/{game}/rpc/{name}` (optionally an account's token)
 //! - `GET /v1/sessions/{id}`
@@ -36,6 +39,7 @@ mod forward;
 mod rate;
 mod routes;
 mod socket;
+pub mod web;
 
 pub use connection::client_of;
 pub use error::ApiError;

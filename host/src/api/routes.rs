@@ -68,6 +68,9 @@ pub(super) async fn handle(
     response
 }
 
+/// Most open sessions `GET /v1/games/{game}/sessions` lists.
+const OPEN_LISTED_MAX: usize = 50;
+
 /// Names the instance that answered, in cluster mode.
 const HOARD_INSTANCE: &str = "hoard-instance";
 
@@ -102,6 +105,8 @@ pub(super) fn error_response(error: ApiError) -> Response<Full<Bytes>> {
 /// What a path names.
 #[derive(Clone, Copy)]
 enum Route<'a> {
+    /// A page or file of the browser client (`web`).
+    Web(&'static super::web::Asset),
     Health,
     Ready,
     Metrics,
@@ -125,6 +130,9 @@ impl<'a> Route<'a> {
     fn of(path: &'a str) -> Option<Route<'a>> {
         if let Some(rest) = path.strip_prefix("/admin/v1/") {
             return Some(Route::Admin(rest));
+        }
+        if let Some(asset) = super::web::asset(path) {
+            return Some(Route::Web(asset));
         }
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match segments.as_slice() {
@@ -151,6 +159,7 @@ impl<'a> Route<'a> {
     /// The route's name, as `/metrics` labels requests.
     fn name(self) -> &'static str {
         match self {
+            Route::Web(_) => "web",
             Route::Health => "healthz",
             Route::Ready => "readyz",
             Route::Metrics => "metrics",
@@ -188,8 +197,8 @@ impl<'a> Route<'a> {
     /// Admin routes check their own methods.
     fn methods(self) -> &'static str {
         match self {
-            Route::Create(_)
-            | Route::Join(_)
+            Route::Create(_) => "GET, HEAD, POST",
+            Route::Join(_)
             | Route::Actions(_)
             | Route::Register
             | Route::Login
@@ -205,6 +214,9 @@ impl<'a> Route<'a> {
         match self.methods() {
             "POST" => method == Method::POST,
             "GET, HEAD" => method == Method::GET || method == Method::HEAD,
+            "GET, HEAD, POST" => {
+                method == Method::GET || method == Method::HEAD || method == Method::POST
+            }
             _ => true,
         }
     }
@@ -246,6 +258,7 @@ async fn route_request(
         return super::forward::forward(server, client, &owner, request, held).await;
     }
     match route {
+        Route::Web(asset) => super::web::serve(asset, request.headers()),
         Route::Health => ok(json!({"status": "ok"})),
         Route::Ready => ready(server).await,
         Route::Metrics => {
@@ -265,6 +278,22 @@ async fn route_request(
         }
         Route::Admin(rest) => super::admin::route(server, rest, request).await,
         Route::Games => games(server),
+        Route::Create(game) if method != Method::POST => {
+            if sessions.games().iter().all(|(name, _)| name != game) {
+                return Err(crate::session::SessionError::UnknownGame(game.to_owned()).into());
+            }
+            let open: Vec<_> = sessions
+                .open_sessions(game, OPEN_LISTED_MAX)
+                .into_iter()
+                .map(|o| {
+                    json!({
+                        "session": o.session, "players": o.players, "seats": o.seats,
+                        "created_ms": o.created_ms,
+                    })
+                })
+                .collect();
+            ok(json!({"game": game, "sessions": open}))
+        }
         Route::Create(game) => {
             // A client over its rate is refused before its body is read.
             limit(server, Limited::Create, client)?;
@@ -841,4 +870,103 @@ fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI path a route is described under. Exhaustive: a new
+    /// route does not compile until it is described here.
+    fn described_as(route: Route) -> &'static str {
+        match route {
+            Route::Web(asset) if asset.path.starts_with("/assets/") => "/assets/{file}",
+            Route::Web(asset) => asset.path,
+            Route::Health => "/healthz",
+            Route::Ready => "/readyz",
+            Route::Metrics => "/metrics",
+            Route::Admin(_) => "/admin/v1/...",
+            Route::Games => "/v1/games",
+            Route::Create(_) => "/v1/games/{game}/sessions",
+            Route::Rpc(..) => "/v1/games/{game}/rpc/{name}",
+            Route::Session(_) => "/v1/sessions/{id}",
+            Route::Join(_) => "/v1/sessions/{id}/join",
+            Route::Actions(_) => "/v1/sessions/{id}/actions",
+            Route::View(_) => "/v1/sessions/{id}/view",
+            Route::Events(_) => "/v1/sessions/{id}/events",
+            Route::Register => "/v1/accounts",
+            Route::Login => "/v1/login",
+            Route::Me => "/v1/accounts/me",
+            Route::AccountExport => "/v1/accounts/me/export",
+            Route::AccountImport => "/v1/accounts/me/import",
+        }
+    }
+
+    fn openapi() -> serde_json::Value {
+        let text = super::super::web::asset("/openapi.json").unwrap().body;
+        serde_json::from_slice(text).unwrap()
+    }
+
+    /// A concrete path for an OpenAPI path: each `{parameter}` filled.
+    fn concrete(template: &str) -> String {
+        template
+            .replace("{file}", "lib.js")
+            .replace("{id}", "0123456789abcdef0123456789abcdef")
+            .replace(['{', '}'], "")
+    }
+
+    #[test]
+    fn every_route_is_described_with_its_methods() {
+        let doc = openapi();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut served: Vec<String> = super::super::web::paths().map(str::to_owned).collect();
+        served.extend(
+            paths
+                .keys()
+                .filter(|p| !p.starts_with("/admin/v1/"))
+                .map(|p| concrete(p)),
+        );
+        for path in served {
+            let route = Route::of(&path).unwrap_or_else(|| panic!("{path} is not routed"));
+            let template = described_as(route);
+            let item = &paths[template];
+            assert!(item.is_object(), "{path} ({template}) is not described");
+            let methods = route.methods();
+            for method in ["get", "post", "delete"] {
+                let routed = methods.contains(&method.to_uppercase());
+                let documented = item.get(method).is_some();
+                assert_eq!(
+                    routed, documented,
+                    "{method} {template}: routed {routed}, described {documented}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_its_errors_as_the_error_shape() {
+        let doc = openapi();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = operation["responses"].as_object().unwrap();
+                assert!(!responses.is_empty(), "{method} {path}");
+                for (status, response) in responses {
+                    let Some(name) = response["$ref"].as_str() else {
+                        // Its own shape (`/readyz`'s 503 is its report).
+                        assert!(
+                            response["description"].is_string(),
+                            "{method} {path} {status}"
+                        );
+                        continue;
+                    };
+                    assert!(status.starts_with('4') || status.starts_with('5'));
+                    let target = name.trim_start_matches("#/components/responses/");
+                    assert!(doc["components"]["responses"][target].is_object(), "{name}");
+                }
+            }
+        }
+    }
 }
