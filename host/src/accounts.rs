@@ -98,6 +98,9 @@ struct AccountRecord {
     secret: String,
     created_ms: u64,
     tokens: Vec<TokenRecord>,
+    /// An operator disabled it: no login, no account token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    disabled: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -107,7 +110,29 @@ struct TokenRecord {
     expires_ms: u64,
 }
 
+/// An account as an operator sees it (`GET /admin/v1/accounts`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AccountInfo {
+    pub id: String,
+    pub name: String,
+    pub created_ms: u64,
+    /// Account tokens not yet expired.
+    pub live_tokens: usize,
+    pub disabled: bool,
+}
+
 impl AccountRecord {
+    fn info(&self) -> AccountInfo {
+        let now = now_ms();
+        AccountInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            created_ms: self.created_ms,
+            live_tokens: self.tokens.iter().filter(|t| t.expires_ms > now).count(),
+            disabled: self.disabled,
+        }
+    }
+
     fn account(&self) -> Account {
         Account {
             id: self.id.clone(),
@@ -129,6 +154,12 @@ pub enum AccountError {
     BadCredentials,
     #[error("the account token is not valid (unknown, expired or ended by later logins)")]
     BadToken,
+    #[error("not a cursor from an earlier page of this listing")]
+    BadCursor,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("no account is named {0:?}")]
+    NoSuchAccount(String),
     #[error("too many login attempts for this account; try again in {} s", .0.as_secs().max(1))]
     TooManyAttempts(Duration),
     #[error(transparent)]
@@ -273,6 +304,7 @@ impl Accounts {
             secret: blocking(move || hash_secret(&owned)).await,
             created_ms: now_ms(),
             tokens: Vec::new(),
+            disabled: false,
         };
         // Version 0 expected: only if nobody registered the name meanwhile.
         match self.write(&key, &record, 0).await {
@@ -302,6 +334,9 @@ impl Accounts {
             Some(found) if matches => found,
             _ => return Err(AccountError::BadCredentials),
         };
+        if record.disabled {
+            return Err(AccountError::Disabled);
+        }
         let token = format!("{key}.{}", hex(&rand::random::<[u8; 32]>()));
         let entry = TokenRecord {
             hash: token_hash(&token),
@@ -338,6 +373,9 @@ impl Accounts {
             return Err(AccountError::BadToken);
         }
         let (_, record) = self.read(key).await?.ok_or(AccountError::BadToken)?;
+        if record.disabled {
+            return Err(AccountError::Disabled);
+        }
         let presented = token_hash(token);
         let now = now_ms();
         record
@@ -348,6 +386,67 @@ impl Accounts {
             })
             .then(|| record.account())
             .ok_or(AccountError::BadToken)
+    }
+
+    /// Up to `limit` accounts whose names start with `prefix` (in any
+    /// case), in name order from `cursor` on, and the cursor of the rest.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<AccountInfo>, Option<String>)> {
+        let page = self
+            .cold
+            .list(
+                &Namespace::host(),
+                COLLECTION,
+                &key_of(prefix),
+                cursor,
+                limit,
+            )
+            .await
+            .map_err(|error| match error {
+                storage::Error::Invalid { .. } => AccountError::BadCursor,
+                error => error.into(),
+            })?;
+        let mut accounts = Vec::with_capacity(page.records.len());
+        for record in &page.records {
+            let account: AccountRecord = serde_json::from_str(&record.body).map_err(|e| {
+                storage::Error::Unavailable(format!(
+                    "account record {:?} is damaged: {e}",
+                    record.key
+                ))
+            })?;
+            accounts.push(account.info());
+        }
+        Ok((accounts, page.next_cursor))
+    }
+
+    /// Disables (or enables again) the account named `name`. Disabling ends
+    /// its account tokens and refuses its logins; seats it holds in sessions
+    /// keep their own tokens.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<AccountInfo> {
+        let key = key_of(name);
+        for _ in 0..CONFLICT_RETRIES {
+            let (version, mut record) = self
+                .read(&key)
+                .await?
+                .ok_or_else(|| AccountError::NoSuchAccount(name.to_owned()))?;
+            if record.disabled == disabled {
+                return Ok(record.info());
+            }
+            record.disabled = disabled;
+            if disabled {
+                record.tokens.clear();
+            }
+            match self.write(&key, &record, version).await {
+                Ok(()) => return Ok(record.info()),
+                Err(AccountError::Storage(storage::Error::Conflict { .. })) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(storage::Error::Unavailable("the account kept changing".into()).into())
     }
 
     /// Forgets accounts whose login buckets are full again.

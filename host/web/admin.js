@@ -2,7 +2,8 @@
 // shows the host's instances and health, live charts drawn from /metrics,
 // the sessions in memory (watch one as a spectator, end one), the plugins
 // and their versions (deploy a new one), the outage queue with its dead
-// letters, and the API's description. Without the token it shows the
+// letters, a storage browser per plugin (edits only once confirmed),
+// accounts (find, disable), and the API's description. Without the token it shows the
 // log-in and nothing else.
 import { h, put, fill, api, store, describe, ago } from "./lib.js";
 import * as hokm from "./hokm.js";
@@ -51,6 +52,8 @@ const tabs = {
   Sessions: sessions,
   Plugins: plugins,
   Queue: queue,
+  Storage: storage,
+  Accounts: accounts,
   API: describeApi,
 };
 
@@ -281,6 +284,126 @@ async function queue(body) {
         h("pre", { class: "json" }, JSON.stringify(d.write)),
         h("span", { class: "row" }, h("button", { onclick: act(d, true) }, "retry"), h("button", { class: "danger", onclick: act(d, false) }, "drop"))])));
   });
+}
+
+// ---- Storage: a plugin's hot and cold data, read-only unless confirmed ----
+
+/** One item of a listing as table cells: what, where, the value, its edit. */
+function itemRow(item, edit) {
+  const bytes = (b) => b.text ?? `hex ${b.hex}`;
+  const pretty = (t) => {
+    try {
+      return JSON.stringify(JSON.parse(t), null, 1);
+    } catch {
+      return t;
+    }
+  };
+  const text = (t) => h("pre", { class: "json" }, item.cut ? `${t} …(cut)` : pretty(t));
+  if (item.record) {
+    const r = item.record;
+    return ["record", `${r.collection} / ${r.key}`, `v${r.version}`, text(r.body), edit ? h("button", { class: "plain", onclick: () => edit(r) }, "edit") : ""];
+  }
+  if (item.value) {
+    const v = item.value;
+    return ["value", v.key, v.ttl_ms ? `ttl ${ago(v.ttl_ms)}` : "", text(bytes(v.value)), edit ? h("button", { class: "plain", onclick: () => edit(v) }, "edit") : ""];
+  }
+  if (item["hash-field"]) {
+    const f = item["hash-field"];
+    return ["hash field", `${f.key} . ${f.field}`, "", text(bytes(f.value)), ""];
+  }
+  if (item.score) return ["score", `${item.score.board} / ${item.score.member}`, "", String(item.score.score), ""];
+  if (item.history) return ["history", `${item.history.stream} #${item.history.seq}`, "", text(item.history.body), ""];
+  return ["?", "", "", JSON.stringify(item), ""];
+}
+
+async function storage(body) {
+  const { plugins: all } = await admin("GET", "storage");
+  const plugin = h("select", { name: "plugin", "aria-label": "plugin" }, all.map((p) => h("option", { value: p.plugin }, p.plugin)));
+  const capability = h("select", { name: "capability", "aria-label": "storage" }, h("option", { value: "cold" }, "cold"), h("option", { value: "hot" }, "hot"));
+  const prefix = h("input", { name: "prefix", "aria-label": "prefix", placeholder: "key, collection, board or stream prefix" });
+  const listing = h("div", { class: "panel" });
+  const editor = h("div", { class: "panel", hidden: true });
+  const edit = (what) => {
+    const record = what.collection !== undefined;
+    const text = h("textarea", { rows: 8, name: "edit", "aria-label": "new value" });
+    text.value = record ? what.body : what.value.text ?? "";
+    put(editor, h("h2", {}, record ? `Edit record ${what.collection} / ${what.key}` : `Edit value ${what.key}`),
+      h("p", { class: "small muted" }, record
+        ? `Written only if the record is still at version ${what.version}; the game sees the change at once.`
+        : "Sets the value (as text), keeping its time to live."),
+      text,
+      h("div", { class: "row" },
+        h("button", { class: "danger", onclick: async () => {
+          let request;
+          try {
+            request = record
+              ? { record: { collection: what.collection, key: what.key, body: JSON.parse(text.value), expected_version: what.version } }
+              : { value: { key: what.key, value: text.value, ttl_ms: what.ttl_ms ?? null } };
+          } catch {
+            toast("the body is not JSON");
+            return;
+          }
+          if (!confirm(`Write this to ${plugin.value}'s ${record ? "cold" : "hot"} storage? The game's data changes.`)) return;
+          try {
+            await admin("POST", `storage/${plugin.value}/edit`, { body: request });
+            toast("written", false);
+            editor.hidden = true;
+            await show();
+          } catch (error) {
+            toast(describe(error));
+          }
+        } }, "Write"),
+        h("button", { class: "plain", onclick: () => { editor.hidden = true; } }, "Cancel")));
+    editor.hidden = false;
+    text.focus();
+  };
+  const show = async () => {
+    const found = await admin("GET", `storage/${plugin.value}?capability=${capability.value}&prefix=${encodeURIComponent(prefix.value)}&limit=200`);
+    const counts = Object.entries(found.counts).map(([k, n]) => `${n} ${k}`).join(", ") || "nothing";
+    put(listing, h("h2", {}, `${found.plugin}: ${found.capability} storage`),
+      h("p", { class: "small muted" }, `${counts}${found.truncated ? " (the first 200 shown: narrow with a prefix)" : ""} · namespace ${found.namespace}`),
+      table(["kind", "where", "", "value", ""], found.items.map((item) => itemRow(item, edit))));
+  };
+  fill(body, h("div", { class: "panel" }, h("h2", {}, "Storage browser"),
+    h("p", { class: "small muted" }, "Read-only: an edit is written only after you confirm it."),
+    h("form", { class: "row", onsubmit: (event) => { event.preventDefault(); show().catch((e) => toast(describe(e))); } },
+      plugin, capability, prefix, h("button", { type: "submit" }, "Show"))), editor, listing);
+  await show();
+}
+
+// ---- Accounts -------------------------------------------------------------
+
+async function accounts(body) {
+  const prefix = h("input", { name: "prefix", "aria-label": "name starts with", placeholder: "name starts with" });
+  const listing = h("div", { class: "panel" });
+  let cursor = null;
+  const show = async (more = false) => {
+    const query = `accounts?prefix=${encodeURIComponent(prefix.value)}&limit=50${more && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+    const found = await admin("GET", query);
+    cursor = found.next_cursor;
+    const toggle = (a) => async () => {
+      const verb = a.disabled ? "enable" : "disable";
+      if (!a.disabled && !confirm(`Disable ${a.name}? Its logins end now and it cannot log in.`)) return;
+      try {
+        await admin("POST", `accounts/${encodeURIComponent(a.name)}/${verb}`);
+        toast(`${a.name}: ${verb}d`, false);
+        await show();
+      } catch (error) {
+        toast(describe(error));
+      }
+    };
+    put(listing, h("h2", {}, "Accounts"),
+      found.accounts.length === 0 ? h("p", { class: "muted" }, "No account matches.") :
+      table(["name", "id", "created", "logins", "", ""], found.accounts.map((a) => [
+        a.name, h("code", {}, a.id), new Date(a.created_ms).toISOString().slice(0, 16).replace("T", " "), String(a.live_tokens),
+        a.disabled ? h("span", { class: "tag bad" }, "disabled") : h("span", { class: "tag good" }, "active"),
+        h("button", { class: a.disabled ? "plain" : "danger", onclick: toggle(a) }, a.disabled ? "enable" : "disable")])),
+      cursor ? h("button", { class: "plain", onclick: () => show(true).catch((e) => toast(describe(e))) }, "more") : null);
+  };
+  fill(body, h("div", { class: "panel" }, h("h2", {}, "Find accounts"),
+    h("form", { class: "row", onsubmit: (event) => { event.preventDefault(); show().catch((e) => toast(describe(e))); } },
+      prefix, h("button", { type: "submit" }, "Find"))), listing);
+  await show();
 }
 
 // ---- The API's description ----------------------------------------------

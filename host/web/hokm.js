@@ -29,7 +29,13 @@ export function legal(hand, trick) {
 /** The turn clock of each board: when the current turn started. */
 const clocks = new WeakMap();
 
+/** The view each board shows now. */
+const shown = new WeakMap();
+
 export function render(board, view, ctx) {
+  shown.set(board, view);
+  // A refused move frees the hand again, unless a newer view came since.
+  const again = () => { if (shown.get(board) === view) render(board, view, ctx); };
   const you = view.you;
   const mySeat = you?.seat ?? 0;
   const place = (seat) => PLACES[(seat - mySeat + 4) % 4];
@@ -49,17 +55,25 @@ export function render(board, view, ctx) {
 
   const hand = you?.hand ?? [];
   const allowed = view.phase === "playing" && myTurn ? legal(hand, view.trick) : new Set();
+  // A click holds the hand until the host answers: no card goes twice.
+  const hold = () => cards.querySelectorAll("button").forEach((b) => { b.disabled = true; });
   const cards = h("div", { class: "hand", role: "group", "aria-label": "your hand" },
     hand.map((card) => face(card, "button", {
       disabled: !allowed.has(card),
-      onclick: () => ctx.act({ type: "play", card }).catch(() => {}),
+      onclick: () => {
+        hold();
+        ctx.act({ type: "play", card }).catch(again);
+      },
     })));
 
   const chooser = view.phase === "choosing_trump" && myTurn
     ? h("div", { class: "panel", role: "group", "aria-label": "choose trump" },
         h("strong", {}, "You are the Hakem: name trump "),
         Object.entries(SUITS).map(([letter, [symbol, word]]) =>
-          h("button", { "data-suit": letter, "aria-label": word, onclick: () => ctx.act({ type: "trump", suit: letter }).catch(() => {}) }, `${symbol} ${word}`)))
+          h("button", { "data-suit": letter, "aria-label": word, onclick: (event) => {
+            event.target.closest("[role=group]").querySelectorAll("button").forEach((b) => { b.disabled = true; });
+            ctx.act({ type: "trump", suit: letter }).catch(again);
+          } }, `${symbol} ${word}`)))
     : null;
 
   const clock = h("span", { class: "clock", role: "timer" });

@@ -223,7 +223,10 @@ async function play(session) {
     onState: (frame) => {
       current = frame;
       summaryNow.finished = frame.finished;
+      // A new view redraws the board: whoever was typing keeps the field.
+      const typing = board.contains(document.activeElement) ? document.activeElement.getAttribute("name") : null;
       draw.render(board, frame.view, { ...ctx, finished: frame.finished, outcome: frame.outcome });
+      if (typing) board.querySelector(`[name="${typing}"]`)?.focus();
     },
     onMessage: (frame) => draw.message?.(board, frame.message, ctx),
     onEnd: (code, reason) => {

@@ -1,6 +1,7 @@
 // The admin console: without the token it shows its log-in and nothing
 // else; with it, the live sessions (watched as a spectator, ended), the
-// queue, the plugins, the charts and the API's description.
+// queue, the storage browser (an edit, confirmed), accounts (disabled and
+// enabled again), the plugins, the charts and the API's description.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { browser, person, shot, assertClean, assertFits, call, HOST, ADMIN_TOKEN, DESKTOP, PHONE } from "./harness.js";
@@ -29,6 +30,10 @@ test("the admin console reveals nothing without its token", async () => {
 
 test("the admin console lists live sessions, ends one, and shows the queue", async () => {
   assert.ok(ADMIN_TOKEN, "HOARD_ADMIN_TOKEN is set");
+  assert.equal((await call("POST", "/v1/accounts", { name: "ada", secret: "a long secret" })).status, 201);
+  const ada = (await call("POST", "/v1/login", { name: "ada", secret: "a long secret" })).json.token;
+  // A tabletop room writes its system's templates to cold storage.
+  assert.equal((await call("POST", "/v1/games/tabletop/sessions", {})).status, 201);
   const created = await call("POST", "/v1/games/hokm/sessions", {});
   assert.equal(created.status, 201);
   const session = created.json.session;
@@ -69,6 +74,45 @@ test("the admin console lists live sessions, ends one, and shows the queue", asy
       await page.getByRole("heading", { name: "Outage queue" }).waitFor();
       await page.getByRole("heading", { name: /Dead letters/ }).waitFor();
       await shot(page, "admin-queue");
+
+      await page.getByRole("tab", { name: "Storage" }).click();
+      await page.getByLabel("plugin").selectOption("tabletop");
+      await page.getByLabel("prefix").fill("templates");
+      await page.getByRole("button", { name: "Show" }).click();
+      const goblin = page.locator("tr", { hasText: "templates / basic:goblin" });
+      await goblin.waitFor();
+      await shot(page, "admin-storage");
+      if (size === DESKTOP) {
+        // An edit is written only once confirmed, and only over the version shown.
+        const before = await call("POST", "/v1/games/tabletop/rpc/templates", { system: "basic" });
+        assert.equal(before.status, 200);
+        await goblin.getByRole("button", { name: "edit" }).click();
+        const text = page.getByLabel("new value");
+        const record = JSON.parse(await text.inputValue());
+        record.name = "Goblin boss";
+        await text.fill(JSON.stringify(record));
+        await page.getByRole("button", { name: "Write" }).click();
+        await page.locator("tr", { hasText: "templates / basic:goblin" }).filter({ hasText: "v2" }).waitFor();
+        assert.match(await page.locator("tr", { hasText: "templates / basic:goblin" }).textContent(), /Goblin boss/);
+      }
+
+      await page.getByRole("tab", { name: "Accounts" }).click();
+      await page.getByLabel("name starts with").fill("ad");
+      await page.getByRole("button", { name: "Find" }).click();
+      const adaRow = page.locator("tr", { hasText: "ada" });
+      await adaRow.waitFor();
+      await shot(page, "admin-accounts");
+      if (size === DESKTOP) {
+        await adaRow.getByRole("button", { name: "disable" }).click();
+        await adaRow.getByText("disabled").waitFor();
+        const refused = await call("POST", "/v1/login", { name: "ada", secret: "a long secret" });
+        assert.equal(refused.status, 403);
+        assert.equal(refused.json.error.code, "account_disabled");
+        assert.equal((await call("GET", "/v1/accounts/me", undefined, ada)).status, 403, "its token no longer works");
+        await adaRow.getByRole("button", { name: "enable" }).click();
+        await adaRow.getByText("active").waitFor();
+        assert.equal((await call("POST", "/v1/login", { name: "ada", secret: "a long secret" })).status, 200);
+      }
 
       await page.getByRole("tab", { name: "Plugins" }).click();
       await page.getByRole("heading", { name: "hokm (hokm)" }).waitFor();

@@ -1,7 +1,7 @@
 //! The browser client and the admin console in headless Chromium: each test
 //! starts the real host (offline, every game, an admin token) and runs one
 //! file of `tests/browser/` against it with Node's test runner, Playwright
-//! driving Debian's Chromium. `scripts/browser-deps.sh` (run by
+//! driving Debian's Chromium. `scripts/test-deps.sh` (run by
 //! `scripts/test.sh`) installs them. Screenshots go to
 //! `tests/browser/screenshots/`.
 
@@ -21,7 +21,7 @@ async fn run(file: &str) {
     let dir = browser_dir();
     assert!(
         dir.join("node_modules/playwright-core").exists(),
-        "Playwright is missing: run scripts/browser-deps.sh (scripts/test.sh does)"
+        "Playwright is missing: run scripts/test-deps.sh (scripts/test.sh does)"
     );
     let host = TestHost::start_with(
         &[
@@ -46,7 +46,7 @@ async fn run(file: &str) {
         .stdin(Stdio::null())
         .output()
         .await
-        .expect("node runs (scripts/browser-deps.sh installs it)");
+        .expect("node runs (scripts/test-deps.sh installs it)");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -70,4 +70,14 @@ async fn the_tabletop_drags_rolls_and_keeps_markup_as_text() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_console_lists_sessions_and_the_queue_behind_its_token() {
     run("admin.test.js").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roguelike_hero_moves_and_fights_from_the_keyboard() {
+    run("roguelike.test.js").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_load_is_small_and_fetches_nothing_from_elsewhere() {
+    run("weight.test.js").await;
 }

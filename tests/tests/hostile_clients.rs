@@ -462,7 +462,7 @@ async fn protocol_corners_get_clear_answers() {
     );
     let (status, text) = raw_exchange(
         address,
-        b"GET /v1/games/hokm/sessions HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        b"GET /v1/login HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
     )
     .await;
     assert_eq!(status, 405);

@@ -26,6 +26,7 @@
 
 use super::routes::{Reply, bearer, ok};
 use super::{ApiError, Server};
+use crate::storage::{ColdWrite, ExportView, HotWrite, Item, Namespace, Op, RecordWrite};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
@@ -53,6 +54,40 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
     };
     match (&method, segments.as_slice()) {
         (&Method::GET | &Method::HEAD, ["plugins"]) => ok(plugins(server)),
+        (&Method::GET | &Method::HEAD, ["storage"]) => {
+            let plugins: Vec<_> = server
+                .app
+                .catalog()
+                .games()
+                .into_iter()
+                .map(|(name, plugin)| json!({"plugin": name, "namespace": plugin.namespace().to_string()}))
+                .collect();
+            ok(json!({ "plugins": plugins }))
+        }
+        (&Method::GET | &Method::HEAD, ["storage", plugin]) => {
+            browse(server, plugin, &Query(query)).await
+        }
+        (&Method::POST, ["storage", plugin, "edit"]) => {
+            let namespace = namespace_of(server, plugin)?;
+            let edit: Edit = super::routes::read_json(server, request).await?;
+            edit_storage(server, namespace, edit).await
+        }
+        (&Method::GET | &Method::HEAD, ["accounts"]) => {
+            let query = Query(query);
+            let limit = query.number("limit", 50)?.clamp(1, ACCOUNTS_PAGE_MAX);
+            let prefix = query.get("prefix").unwrap_or("");
+            let (accounts, next) = server
+                .app
+                .accounts()
+                .list(prefix, query.get("cursor"), limit as u32)
+                .await?;
+            ok(json!({ "accounts": accounts, "next_cursor": next }))
+        }
+        (&Method::POST, ["accounts", name, verb @ ("disable" | "enable")]) => {
+            let disabled = *verb == "disable";
+            let account = server.app.accounts().set_disabled(name, disabled).await?;
+            ok(json!({ "account": account }))
+        }
         (&Method::GET | &Method::HEAD, ["sessions"]) => {
             let sessions = server.app.sessions().live_sessions();
             ok(json!({ "sessions": sessions }))
@@ -196,11 +231,226 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
                 )),
             }
         }
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no admin route {method} /admin/v1/{rest}"),
-        )),
+        _ => match methods(&segments) {
+            Some(allowed) => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on /admin/v1/{rest}; use {allowed}"),
+            )
+            .allow(allowed)),
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no admin route {method} /admin/v1/{rest}"),
+            )),
+        },
+    }
+}
+
+/// The methods an admin path answers, if it is one (for 405's `Allow`).
+fn methods(segments: &[&str]) -> Option<&'static str> {
+    Some(match segments {
+        ["plugins" | "storage" | "accounts" | "sessions" | "cluster" | "queue"]
+        | ["storage", _]
+        | ["queue", "dead-letters"] => "GET, HEAD",
+        ["plugins", _]
+        | ["storage", _, "edit"]
+        | ["accounts", _, "disable" | "enable"]
+        | ["sessions", _, "end"]
+        | ["queue", "dead-letters", _, _, "retry"] => "POST",
+        ["queue", "dead-letters", _, _] => "DELETE",
+        _ => return None,
+    })
+}
+
+/// Most accounts one listing returns.
+const ACCOUNTS_PAGE_MAX: u64 = 500;
+
+/// Most items one storage listing returns.
+const ITEMS_PAGE_MAX: u64 = 1000;
+
+/// Longest value or body a storage listing shows whole (bytes).
+const SHOWN_BYTES_MAX: usize = 2048;
+
+/// A query string's parameters (`name=value&...`, not percent-decoded:
+/// keys and names here are plain).
+struct Query<'a>(&'a str);
+
+impl<'a> Query<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+
+    fn number(&self, name: &str, default: u64) -> Result<u64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("{name} must be a whole number"),
+                )
+            }),
+        }
+    }
+}
+
+/// The namespace of the served plugin `plugin`.
+fn namespace_of(server: &Server, plugin: &str) -> Result<Namespace, ApiError> {
+    server
+        .app
+        .catalog()
+        .current(plugin)
+        .map(|p| p.namespace().clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_plugin",
+                format!("no plugin named {plugin:?} is served"),
+            )
+        })
+}
+
+/// `GET /admin/v1/storage/{plugin}?capability=hot|cold&prefix=P&limit=N`:
+/// up to N items of the plugin's hot or cold storage whose key, field's
+/// key, board, collection or stream starts with P, as a dump shows them
+/// (values and bodies over 2 KiB cut, and marked), and the count of every
+/// matching item by kind. It reads the whole namespace (an export), so it
+/// is for looking, not for serving.
+async fn browse(server: &Server, plugin: &str, query: &Query<'_>) -> Reply {
+    let namespace = namespace_of(server, plugin)?;
+    let capability = query.get("capability").unwrap_or("cold");
+    let prefix = query.get("prefix").unwrap_or("").to_owned();
+    let limit = query.number("limit", 200)?.clamp(1, ITEMS_PAGE_MAX) as usize;
+    let mut items = Vec::new();
+    let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut sink = |item: Item| {
+        let (kind, name) = match &item {
+            Item::Value { key, .. } => ("value", key),
+            Item::HashField { key, .. } => ("hash-field", key),
+            Item::Score { board, .. } => ("score", board),
+            Item::Record { collection, .. } => ("record", collection),
+            Item::History { stream, .. } => ("history", stream),
+        };
+        if name.starts_with(&prefix) {
+            *counts.entry(kind).or_default() += 1;
+            if items.len() < limit {
+                items.push(shown(item));
+            }
+        }
+        Ok(())
+    };
+    let storage = server.app.storage();
+    let view = match capability {
+        "hot" => storage.hot.export(&namespace, &mut sink).await?,
+        "cold" => storage.cold.export(&namespace, &mut sink).await?,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("capability={other:?}: use hot or cold"),
+            ));
+        }
+    };
+    let matching: u64 = counts.values().sum();
+    let view = match view {
+        ExportView::Snapshot(how) => json!({"snapshot": how}),
+        ExportView::Live(why) => json!({"live": why}),
+    };
+    ok(json!({
+        "plugin": plugin, "namespace": namespace.to_string(), "capability": capability,
+        "items": items, "counts": counts, "truncated": matching > items.len() as u64,
+        "view": view,
+    }))
+}
+
+/// An item for the browser: long values and bodies cut.
+fn shown(item: Item) -> serde_json::Value {
+    fn cut(bytes: &mut Vec<u8>) -> bool {
+        let long = bytes.len() > SHOWN_BYTES_MAX;
+        bytes.truncate(SHOWN_BYTES_MAX);
+        long
+    }
+    fn cut_text(text: &mut String) -> bool {
+        let long = text.len() > SHOWN_BYTES_MAX;
+        if long {
+            let mut end = SHOWN_BYTES_MAX;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        long
+    }
+    let mut item = item;
+    let cut = match &mut item {
+        Item::Value { value, .. } | Item::HashField { value, .. } => cut(value),
+        Item::Record { body, .. } | Item::History { body, .. } => cut_text(body),
+        Item::Score { .. } => false,
+    };
+    let mut shown = crate::data::dump::item_json(&item);
+    if cut {
+        shown["cut"] = json!(true);
+    }
+    shown
+}
+
+/// An operator's edit of one item, confirmed in the console.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+enum Edit {
+    /// Puts a record's body (JSON), if it is at `expected_version` (0:
+    /// absent).
+    Record {
+        collection: String,
+        key: String,
+        body: serde_json::Value,
+        expected_version: u64,
+    },
+    /// Sets a hot value, with a time to live or none.
+    Value {
+        key: String,
+        value: String,
+        #[serde(default)]
+        ttl_ms: Option<u64>,
+    },
+}
+
+/// `POST /admin/v1/storage/{plugin}/edit`: one write, as an op like any
+/// other (so it is queued and replayed like any other during an outage).
+async fn edit_storage(server: &Server, namespace: Namespace, edit: Edit) -> Reply {
+    let storage = server.app.storage();
+    match edit {
+        Edit::Record {
+            collection,
+            key,
+            body,
+            expected_version,
+        } => {
+            let write = ColdWrite::Record(RecordWrite::Put {
+                collection: collection.clone(),
+                key: key.clone(),
+                body: body.to_string(),
+                expected_version: Some(expected_version),
+            });
+            storage.limits.check_cold(&write)?;
+            let applied = storage.cold.apply(&Op::new(namespace, write)).await?;
+            ok(json!({"collection": collection, "key": key, "applied": format!("{applied:?}")}))
+        }
+        Edit::Value { key, value, ttl_ms } => {
+            let write = HotWrite::Set {
+                key: key.clone(),
+                value: value.into_bytes(),
+                ttl_ms,
+            };
+            storage.limits.check_hot(&write)?;
+            storage.hot.apply(&Op::new(namespace, write)).await?;
+            ok(json!({"key": key, "ttl_ms": ttl_ms}))
+        }
     }
 }
 
@@ -268,4 +518,34 @@ fn authorize(server: &Server, request: &Request<Incoming>) -> Result<(), ApiErro
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The admin paths described in `/openapi.json` are the ones `methods`
+    /// knows, with the same methods.
+    #[test]
+    fn the_described_admin_routes_are_the_routed_ones() {
+        let text = super::super::web::asset("/openapi.json").unwrap().body;
+        let doc: serde_json::Value = serde_json::from_slice(text).unwrap();
+        let mut described = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let Some(rest) = path.strip_prefix("/admin/v1/") else {
+                continue;
+            };
+            let segments: Vec<&str> = rest.split('/').collect();
+            let routed = methods(&segments).unwrap_or_else(|| panic!("{path} is not routed"));
+            for method in ["get", "post", "delete"] {
+                assert_eq!(
+                    routed.contains(&method.to_uppercase()),
+                    item.get(method).is_some(),
+                    "{method} {path}"
+                );
+            }
+            described += 1;
+        }
+        assert_eq!(described, 15);
+    }
 }

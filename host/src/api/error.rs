@@ -250,6 +250,9 @@ impl From<AccountError> for ApiError {
             AccountError::NameTaken(_) => (S::CONFLICT, "name_taken"),
             AccountError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials"),
             AccountError::BadToken => (S::UNAUTHORIZED, "bad_account_token"),
+            AccountError::Disabled => (S::FORBIDDEN, "account_disabled"),
+            AccountError::BadCursor => (S::BAD_REQUEST, "bad_query"),
+            AccountError::NoSuchAccount(_) => (S::NOT_FOUND, "unknown_account"),
         };
         ApiError::new(status, code, error.to_string())
     }

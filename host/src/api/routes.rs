@@ -741,7 +741,7 @@ fn check_codings(headers: &HeaderMap) -> Result<(), ApiError> {
 /// Reads a body of at most `server.body_bytes_max` within
 /// `server.body_read_timeout_ms` and parses it as a JSON object. An empty
 /// body reads as `{}`.
-async fn read_json<T: for<'de> Deserialize<'de>>(
+pub(super) async fn read_json<T: for<'de> Deserialize<'de>>(
     server: &Server,
     request: Request<Incoming>,
 ) -> Result<T, ApiError> {

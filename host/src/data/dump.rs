@@ -181,6 +181,12 @@ struct ItemLine {
     item: LineItem,
 }
 
+/// An item as a dump's line holds it, without its namespace: how the admin
+/// API's storage browser shows items too.
+pub fn item_json(item: &Item) -> serde_json::Value {
+    serde_json::to_value(LineItem::of(item)).expect("an item is JSON")
+}
+
 impl LineItem {
     fn of(item: &Item) -> LineItem {
         match item.clone() {
