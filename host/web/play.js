@@ -97,7 +97,11 @@ async function join(session, game) {
 function settings(game) {
   if (game === "hokm") {
     const points = h("select", { name: "target_points" }, [1, 3, 5, 7].map((n) => h("option", { value: String(n), selected: n === 7 }, String(n))));
-    return { fields: h("label", {}, "Points to win", points), config: () => ({ target_points: Number(points.value) }) };
+    const clock = h("select", { name: "turn_ms" }, [["", "none"], ["30000", "30 s"], ["60000", "1 min"], ["300000", "5 min"]].map(([v, t]) => h("option", { value: v }, t)));
+    return {
+      fields: [h("label", {}, "Points to win", points), h("label", {}, "Turn clock", clock)],
+      config: () => ({ target_points: Number(points.value), ...(clock.value ? { turn_ms: Number(clock.value) } : {}) }),
+    };
   }
   if (game === "roguelike") {
     const party = h("select", { name: "party" }, [1, 2, 3, 4].map((n) => h("option", { value: String(n) }, String(n))));

@@ -22,7 +22,12 @@ test("the admin console reveals nothing without its token", async () => {
     assert.equal(await page.locator("nav.tabs").count(), 0);
     assert.doesNotMatch(await page.locator("main").textContent(), /Live sessions|Outage queue/);
     await shot(page, "admin-login");
-    assertClean(page);
+    const phone = await person(chrome, PHONE);
+    await phone.goto(`${HOST}/admin`);
+    await phone.getByRole("heading", { name: "Admin log-in" }).waitFor();
+    await shot(phone, "admin-login");
+    await assertFits(phone);
+    assertClean(page, phone);
   } finally {
     await chrome.close();
   }

@@ -39,6 +39,7 @@ test("four pages play a whole Hokm game by clicking cards", async () => {
 
     // North opens a table for one point; the others join it from the lobby.
     await north.locator('[data-game="hokm"] select[name="target_points"]').selectOption("1");
+    await north.locator('[data-game="hokm"] select[name="turn_ms"]').selectOption("300000");
     await north.locator('[data-game="hokm"]').getByRole("button", { name: "New table" }).click();
     await north.waitForURL(/#\/s\/[0-9a-f]{32}$/);
     const session = north.url().split("/").pop();
@@ -49,6 +50,8 @@ test("four pages play a whole Hokm game by clicking cards", async () => {
       await page.waitForURL(new RegExp(`#/s/${session}$`));
     }
     for (const page of pages) await page.locator(".hand button.card").first().waitFor();
+    // The turn clock runs down for whoever must move.
+    assert.match(await north.locator(".clock").textContent(), /\d+ s left/);
 
     // A fifth person opens the link: the spectator's view, no hand at all.
     const watcher = await person(chrome, PHONE);
@@ -93,7 +96,22 @@ test("four pages play a whole Hokm game by clicking cards", async () => {
     assert.match(outcome, /Game over: (north & south|west & east) won/);
     await until(() => watcher.locator(".outcome").count().then((n) => n > 0), 5000, "the spectator to see the end");
     await shot(north, "hokm-over");
+    await shot(west, "hokm-over");
     await shot(watcher, "hokm-spectator");
+
+    // The lobby shows the win on the leaderboard and in each one's history.
+    const winners = outcome.includes("north") ? ["north", "south"] : ["west", "east"];
+    for (const page of [north, west]) {
+      await page.getByRole("link", { name: "← lobby" }).click();
+      const card = page.locator('[data-game="hokm"]');
+      await card.getByRole("button", { name: "Leaderboard" }).click();
+      for (const name of winners) await card.locator("td", { hasText: new RegExp(`^${name}$`) }).first().waitFor();
+      await card.getByRole("button", { name: "Match history" }).click();
+      const me = page === north ? "north" : "west";
+      await card.locator("td", { hasText: winners.includes(me) ? /^won/ : /^lost/ }).first().waitFor();
+    }
+    await shot(north, "lobby-history");
+    await shot(west, "lobby-history");
     assert.equal(await north.locator("#toast p.bad").count(), 0, "no move was refused");
     assertClean(...pages, watcher);
   } finally {

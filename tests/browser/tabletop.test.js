@@ -1,6 +1,7 @@
 // The tabletop room in two pages: the GM drags a token and the player sees
-// it move; a roll shows each die on the other page; chat and names that
-// hold markup are shown as text and run nothing.
+// it move; a roll shows each die on the other page; a page that loses its
+// connection resumes; chat and names that hold markup are shown as text
+// and run nothing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { browser, person, guest, shot, assertClean, assertFits, until, DESKTOP, PHONE } from "./harness.js";
@@ -16,12 +17,28 @@ test("a dragged token and a roll reach the other page; markup stays text", async
 
     // A guest name holding markup is refused by the host, and the refusal
     // is shown as text.
-    await guest(player, HOSTILE);
+    const hostileName = "<img src=x onerror=__pwned=3>";
+    await guest(player, hostileName);
     await player.locator('[data-game="tabletop"]').getByRole("button", { name: "New table" }).click();
     await player.locator("#toast p.bad").first().waitFor();
     assert.match(await player.locator("#toast").textContent(), /invalid_name/);
+    assert.match(await player.locator("#who").textContent(), /^guest: <img src=x onerror=__pwned=3>/, "the name shows as typed");
+    assert.equal(await player.locator("#who img, #who script").count(), 0);
+    assert.equal(await player.evaluate(() => window.__pwned), undefined, "no script ran");
     await player.getByRole("button", { name: "sign out" }).click();
     await guest(player, "pip");
+    // The player's sockets pass through the test, which can cut them (and
+    // refuse new ones while `down`).
+    const sockets = [];
+    let down = false;
+    await player.routeWebSocket(/\/events$/, (socket) => {
+      if (down) {
+        socket.close({ code: 1011, reason: "down" });
+        return;
+      }
+      const server = socket.connectToServer();
+      sockets.push({ close: async (how) => { await socket.close(how); await server.close(); } });
+    });
 
     await gm.locator('[data-game="tabletop"]').getByRole("button", { name: "New table" }).click();
     await gm.waitForURL(/#\/s\/[0-9a-f]{32}$/);
@@ -56,6 +73,18 @@ test("a dragged token and a roll reach the other page; markup stays text", async
     const dice = (await roll.locator(".die").allTextContents()).map(Number);
     assert.ok(dice.every((d) => d >= 1 && d <= 6));
     assert.equal(Number(await roll.locator(".total").textContent()), dice.reduce((a, b) => a + b, 0) + 2);
+
+    // The player's connection drops while the GM rolls again: back online,
+    // the page resumes from the last event it saw and shows the roll once.
+    down = true;
+    for (const socket of sockets) await socket.close({ code: 1006, reason: "the test cut it" }).catch(() => {});
+    await player.locator(".tag", { hasText: "reconnecting" }).waitFor();
+    await gm.getByLabel("dice").fill("1d20");
+    await gm.getByRole("button", { name: "Roll" }).click();
+    await gm.locator(".rolls li").nth(1).waitFor();
+    down = false;
+    await player.locator(".tag", { hasText: "resumed" }).waitFor({ timeout: 15_000 });
+    await until(() => player.locator(".rolls li").count().then((n) => n === 2), 5000, "the missed roll");
 
     // Chat holding markup: shown as typed, nothing runs, no element made.
     await player.getByLabel("chat message").fill(HOSTILE);
