@@ -343,6 +343,10 @@ impl Accounts {
             expires_ms: now_ms().saturating_add(self.config.token_ttl_ms),
         };
         for _ in 0..CONFLICT_RETRIES {
+            if record.disabled {
+                // Disabled meanwhile (checked again after every re-read).
+                return Err(AccountError::Disabled);
+            }
             let now = now_ms();
             record.tokens.retain(|t| t.expires_ms > now);
             record.tokens.push(entry.clone());
@@ -373,19 +377,17 @@ impl Accounts {
             return Err(AccountError::BadToken);
         }
         let (_, record) = self.read(key).await?.ok_or(AccountError::BadToken)?;
-        if record.disabled {
-            return Err(AccountError::Disabled);
-        }
         let presented = token_hash(token);
         let now = now_ms();
-        record
-            .tokens
-            .iter()
-            .any(|t| {
-                t.expires_ms > now && constant_time_eq(t.hash.as_bytes(), presented.as_bytes())
-            })
-            .then(|| record.account())
-            .ok_or(AccountError::BadToken)
+        let held = record.tokens.iter().any(|t| {
+            t.expires_ms > now && constant_time_eq(t.hash.as_bytes(), presented.as_bytes())
+        });
+        // A disabled account holds no token: only a token it held says so.
+        match (held, record.disabled) {
+            (true, false) => Ok(record.account()),
+            (true, true) => Err(AccountError::Disabled),
+            (false, _) => Err(AccountError::BadToken),
+        }
     }
 
     /// Up to `limit` accounts whose names start with `prefix` (in any

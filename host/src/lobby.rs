@@ -1,8 +1,10 @@
 //! The lobby: the sessions a player could still join, per game, as this
 //! instance knows them.
 //!
-//! A session enters when it is created here and leaves once its seats are
-//! taken, it has ended, its record has expired, or a join found it full.
+//! A session enters when it is created here with `"listed": true` (the
+//! browser client lists its tables; a session made with the API is
+//! private, reached by its link, unless it asks), is shown once someone
+//! sits at it, and leaves once its seats are taken, it has ended, its record has expired, or a join found it full.
 //! The lobby lives in memory and is bounded ([`OPEN_MAX`], oldest dropped
 //! first): it is a list to pick a table from, not a record of sessions.
 //! After a restart, and in cluster mode for sessions created on another
@@ -65,7 +67,6 @@ impl Lobby {
         session: &str,
         players: impl ExactSizeIterator<Item = &'a str>,
         ended: bool,
-        expires_at_ms: u64,
     ) {
         let mut inner = self.inner.lock().expect("lobby poisoned");
         let Some(open) = inner.open.get_mut(session) else {
@@ -76,7 +77,20 @@ impl Lobby {
             return;
         }
         open.players = players.map(str::to_owned).collect();
-        open.expires_at_ms = expires_at_ms;
+    }
+
+    /// A listed session's record was stored: it now expires at
+    /// `expires_at_ms`.
+    pub fn kept(&self, session: &str, expires_at_ms: u64) {
+        if let Some(open) = self
+            .inner
+            .lock()
+            .expect("lobby poisoned")
+            .open
+            .get_mut(session)
+        {
+            open.expires_at_ms = expires_at_ms;
+        }
     }
 
     /// Takes `session` off the list (a join found it full, it ended).
@@ -84,8 +98,10 @@ impl Lobby {
         self.inner.lock().expect("lobby poisoned").remove(session);
     }
 
-    /// Up to `limit` open sessions of `game`, newest first, leaving out
-    /// (and forgetting) those expired by `now_ms`.
+    /// Up to `limit` open sessions of `game` with someone seated, newest
+    /// first, leaving out (and forgetting) those expired by `now_ms`. A
+    /// table nobody sits at is not shown: creating empty tables cannot
+    /// push the real ones off the list.
     pub fn list(&self, game: &str, limit: usize, now_ms: u64) -> Vec<Open> {
         let mut inner = self.inner.lock().expect("lobby poisoned");
         let expired: Vec<String> = inner
@@ -102,7 +118,7 @@ impl Lobby {
             .values()
             .rev()
             .filter_map(|id| inner.open.get(id))
-            .filter(|o| o.game == game)
+            .filter(|o| o.game == game && !o.players.is_empty())
             .take(limit)
             .cloned()
             .collect()
@@ -125,7 +141,7 @@ mod tests {
         Open {
             session: session.into(),
             game: game.into(),
-            players: Vec::new(),
+            players: vec!["host".into()],
             seats: 2,
             created_ms,
             expires_at_ms: 10_000,
@@ -153,14 +169,26 @@ mod tests {
         lobby.opened(open("a", "hokm", 1));
         lobby.opened(open("b", "hokm", 2));
         lobby.opened(open("c", "hokm", 3));
-        lobby.changed("a", ["ali"].into_iter(), false, 20_000);
+        lobby.changed("a", ["host"].into_iter(), false);
+        lobby.kept("a", 20_000);
         let listed = lobby.list("hokm", 10, 5);
         assert_eq!(ids(&listed), ["c", "b", "a"]);
-        assert_eq!(listed[2].players, ["ali"]);
-        lobby.changed("a", ["ali", "bo"].into_iter(), false, 20_000);
-        lobby.changed("b", [].into_iter(), true, 20_000);
+        assert_eq!(listed[2].players, ["host"]);
+        lobby.changed("a", ["host", "bo"].into_iter(), false);
+        lobby.changed("b", ["host"].into_iter(), true);
         assert_eq!(ids(&lobby.list("hokm", 10, 5)), ["c"]);
         assert_eq!(ids(&lobby.list("hokm", 10, 10_000)), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_table_nobody_sits_at_is_not_shown() {
+        let lobby = Lobby::default();
+        let mut empty = open("a", "hokm", 1);
+        empty.players.clear();
+        lobby.opened(empty);
+        assert!(lobby.list("hokm", 10, 5).is_empty());
+        lobby.changed("a", ["ali"].into_iter(), false);
+        assert_eq!(ids(&lobby.list("hokm", 10, 5)), ["a"]);
     }
 
     #[test]

@@ -244,6 +244,9 @@ struct Live {
     /// The plugin version the session's calls go to, as `ready` found it
     /// last: held, so the catalog does not unload a version in use.
     plugin: Option<Arc<Plugin>>,
+    /// When it last changed here, or was loaded (ms since the epoch): for
+    /// operators.
+    changed_ms: u64,
 }
 
 impl Live {
@@ -402,7 +405,7 @@ pub struct LiveSession {
     pub finished: bool,
     /// The plugin version that wrote its state.
     pub version: String,
-    /// Since its last stored change.
+    /// Since it last changed on this instance, or was loaded here.
     pub idle_ms: u64,
     /// Until its record expires, unless something happens.
     pub expires_in_ms: u64,
@@ -621,12 +624,8 @@ impl Sessions {
             .into_iter()
             .filter_map(|(id, slot)| {
                 let guard = slot.live.try_lock().ok()?;
-                let record = &guard.as_ref()?.record;
-                let ttl_ms = if record.players.is_empty() {
-                    self.config.unjoined_ttl_ms
-                } else {
-                    self.config.ttl_ms
-                };
+                let live = guard.as_ref()?;
+                let record = &live.record;
                 Some(LiveSession {
                     session: id,
                     game: record.game.clone(),
@@ -634,7 +633,7 @@ impl Sessions {
                     actions: record.actions,
                     finished: record.outcome.is_some(),
                     version: record.version.clone(),
-                    idle_ms: now.saturating_sub(record.expires_at_ms.saturating_sub(ttl_ms)),
+                    idle_ms: now.saturating_sub(live.changed_ms),
                     expires_in_ms: record.expires_at_ms.saturating_sub(now),
                 })
             })
@@ -670,11 +669,17 @@ impl Sessions {
         self.live.lock().expect("sessions map poisoned").len()
     }
 
-    /// Starts a session of `game` from a JSON `config`. The host chooses the
-    /// seed; `seed` (a client's choice) is refused unless
+    /// Starts a session of `game` from a JSON `config`, in the lobby if
+    /// `listed`. The host chooses the seed; `seed` (a client's choice) is refused unless
     /// `sessions.client_seeds` allows it, and then the session is not fair
     /// play.
-    pub async fn create(&self, game: &str, config: &str, seed: Option<u64>) -> Result<Created> {
+    pub async fn create(
+        &self,
+        game: &str,
+        config: &str,
+        seed: Option<u64>,
+        listed: bool,
+    ) -> Result<Created> {
         let plugin = self
             .catalog
             .current(game)
@@ -725,20 +730,23 @@ impl Sessions {
         }
         self.store(&id, &mut record, &mut lease).await?;
         let fairness = Fairness::of(&record);
-        self.lobby.opened(Open {
-            session: id.clone(),
-            game: game.to_owned(),
-            players: Vec::new(),
-            seats: plugin.info().max_players,
-            created_ms: now_ms(),
-            expires_at_ms: record.expires_at_ms,
-        });
+        if listed {
+            self.lobby.opened(Open {
+                session: id.clone(),
+                game: game.to_owned(),
+                players: Vec::new(),
+                seats: plugin.info().max_players,
+                created_ms: now_ms(),
+                expires_at_ms: record.expires_at_ms,
+            });
+        }
         let live = Live {
             record,
             instance: Some(instance),
             lease,
             pinned: false,
             plugin: Some(plugin.clone()),
+            changed_ms: now_ms(),
         };
         let slot = Slot::new(Some(live), self.tick());
         self.live
@@ -1051,12 +1059,12 @@ impl Sessions {
         known: Option<(&str, Option<&str>)>,
     ) -> Option<u64> {
         if changed {
+            live.changed_ms = now_ms();
             let record = &live.record;
             self.lobby.changed(
                 session,
                 record.players.iter().map(|p| p.name.as_str()),
                 record.outcome.is_some(),
-                record.expires_at_ms,
             );
         }
         let feed = self.hub.feed(session)?;
@@ -1635,7 +1643,10 @@ impl Sessions {
             let fence = lease.map(|l| l.fence).ok_or(SessionError::Moved)?;
             *lease = cluster.store(session, fence, &value, ttl_ms).await?;
             return match lease {
-                Some(_) => Ok(()),
+                Some(_) => {
+                    self.lobby.kept(session, record.expires_at_ms);
+                    Ok(())
+                }
                 None => Err(SessionError::Moved),
             };
         }
@@ -1645,6 +1656,7 @@ impl Sessions {
             ttl_ms: Some(ttl_ms),
         };
         self.hot.apply(&Op::new(Namespace::host(), write)).await?;
+        self.lobby.kept(session, record.expires_at_ms);
         Ok(())
     }
 
@@ -1691,6 +1703,7 @@ impl Sessions {
                             lease,
                             pinned: false,
                             plugin: None,
+                            changed_ms: now_ms(),
                         });
                         // Room is made for a session that is really here
                         // (not one that turned out unknown, or owned

@@ -75,13 +75,16 @@ function start(name = location.hash.slice(1) || "Overview") {
   });
 }
 
-/** Calls `refresh` now and every `ms` while the tab is shown. */
+/** Calls `refresh` now and every `ms` while the tab is shown: `stop()`
+ * ends it, even while a refresh is under way. */
 function every(ms, refresh) {
   let timer = null;
+  let stopped = false;
   const run = async () => {
     try {
       await refresh();
     } catch (error) {
+      if (stopped) return;
       if (error.status === 401) {
         stop();
         logIn(describe(error));
@@ -89,9 +92,12 @@ function every(ms, refresh) {
       }
       toast(describe(error));
     }
-    timer = setTimeout(run, ms);
+    if (!stopped) timer = setTimeout(run, ms);
   };
-  stop = () => clearTimeout(timer);
+  stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
   return run();
 }
 
@@ -130,7 +136,12 @@ function totals(samples) {
 function chart(title, points, unit) {
   const max = Math.max(1e-9, ...points);
   const svg = h("svg:svg", { class: "chart", viewBox: "0 0 60 100", preserveAspectRatio: "none", role: "img", "aria-label": title });
-  svg.append(h("svg:polyline", { points: points.map((v, i) => `${i + 60 - points.length},${100 - (v / max) * 95}`).join(" ") }));
+  const at = (v, i) => `${i + 60 - points.length},${100 - (v / max) * 95}`;
+  svg.append(h("svg:polyline", { points: points.map(at).join(" ") }));
+  if (points.length > 0) {
+    const [x, y] = at(points.at(-1), points.length - 1).split(",");
+    svg.append(h("svg:circle", { cx: x, cy: y, r: 1.5 }));
+  }
   const last = points.at(-1) ?? 0;
   return h("div", { class: "panel" }, h("h3", {}, title), h("p", { class: "small muted" }, `now ${last.toFixed(last < 10 ? 2 : 0)} ${unit} · top ${max.toFixed(max < 10 ? 2 : 0)}`), svg);
 }
@@ -142,7 +153,7 @@ async function overview(body) {
   fill(body, h("div", { class: "grid" }, health, instances), charts);
   const history = [];
   let before = null;
-  await every(2000, async () => {
+  await every(1000, async () => {
     const ready = await fetch("/readyz").then((r) => r.json()).catch(() => ({ status: "unreachable" }));
     put(health, h("h2", {}, "Health"),
       h("p", {}, h("span", { class: `tag ${ready.status === "ok" ? "good" : ready.status === "degraded" ? "warn" : "bad"}` }, ready.status)),
@@ -181,10 +192,11 @@ async function sessions(body) {
   const watch = h("div", { class: "panel", hidden: true });
   let watching = null;
   fill(body, list, watch);
+  let board = null;
   const show = async (id) => {
+    if (watching !== id) board = h("div"); // a board per session watched
     watching = id;
     const summary = await api("GET", `/v1/sessions/${id}`);
-    const board = h("div");
     put(watch, h("h2", {}, `Spectator view of ${id.slice(0, 8)}`),
       h("p", { class: "small muted" }, `${summary.game} · ${summary.players.join(", ")} · ${summary.actions} actions`), board);
     watch.hidden = false;
@@ -301,11 +313,15 @@ function itemRow(item, edit) {
   const text = (t) => h("pre", { class: "json" }, item.cut ? `${t} …(cut)` : pretty(t));
   if (item.record) {
     const r = item.record;
-    return ["record", `${r.collection} / ${r.key}`, `v${r.version}`, text(r.body), edit ? h("button", { class: "plain", onclick: () => edit(r) }, "edit") : ""];
+    // A cut body is not offered for editing: writing it back would cut it.
+    const editable = edit && !item.cut;
+    return ["record", `${r.collection} / ${r.key}`, `v${r.version}`, text(r.body), editable ? h("button", { class: "plain", onclick: () => edit(r) }, "edit") : ""];
   }
   if (item.value) {
     const v = item.value;
-    return ["value", v.key, v.ttl_ms ? `ttl ${ago(v.ttl_ms)}` : "", text(bytes(v.value)), edit ? h("button", { class: "plain", onclick: () => edit(v) }, "edit") : ""];
+    // Only whole text values are edited as text (not cut ones, not bytes).
+    const editable = edit && !item.cut && v.value.text !== undefined;
+    return ["value", v.key, v.ttl_ms ? `ttl ${ago(v.ttl_ms)}` : "", text(bytes(v.value)), editable ? h("button", { class: "plain", onclick: () => edit(v) }, "edit") : ""];
   }
   if (item["hash-field"]) {
     const f = item["hash-field"];
@@ -329,8 +345,8 @@ async function storage(body) {
     text.value = record ? what.body : what.value.text ?? "";
     put(editor, h("h2", {}, record ? `Edit record ${what.collection} / ${what.key}` : `Edit value ${what.key}`),
       h("p", { class: "small muted" }, record
-        ? `Written only if the record is still at version ${what.version}; the game sees the change at once.`
-        : "Sets the value (as text), keeping its time to live."),
+        ? `Written only if the record is still at version ${what.version}. A game that reads it through a cache sees the change when its cached copy expires.`
+        : "Sets the value (as text), keeping the time it has left to live."),
       text,
       h("div", { class: "row" },
         h("button", { class: "danger", onclick: async () => {

@@ -79,8 +79,8 @@ export function render(board, view, ctx) {
   const clock = h("span", { class: "clock", role: "timer" });
   const turnKey = `${view.hand_number}/${view.turn}/${view.trick.length}/${view.tricks}`;
   let timing = clocks.get(board);
+  clearInterval(timing?.interval);
   if (!timing || timing.key !== turnKey) timing = { key: turnKey, since: Date.now() };
-  clearInterval(timing.interval);
   if (view.turn_ms && view.turn !== null && !ctx.finished) {
     const tick = () => {
       const left = Math.max(0, view.turn_ms - (Date.now() - timing.since));
@@ -92,7 +92,7 @@ export function render(board, view, ctx) {
   clocks.set(board, timing);
 
   const status = ctx.finished
-    ? h("strong", { class: "outcome" }, `Game over: ${team(view.winner_team)} won`)
+    ? h("strong", { class: "outcome" }, view.winner_team === null ? "Game over: ended before anyone won" : `Game over: ${team(view.winner_team)} won`)
     : view.phase === "waiting"
       ? `Waiting for players: ${view.seats.length}/4 seated`
       : view.phase === "choosing_trump"

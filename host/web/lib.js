@@ -120,11 +120,13 @@ export class Live {
     const url = `${scheme}//${location.host}/v1/sessions/${this.session}/events`;
     const socket = new WebSocket(url);
     this.socket = socket;
+    this.welcomed = false;
     this.status(this.epoch ? "reconnecting" : "connecting");
     socket.onopen = () => {
       const hello = { type: "hello" };
       if (this.token) hello.token = this.token;
-      if (this.epoch !== null) hello.resume = { epoch: this.epoch, seq: this.seq };
+      // Resume from the last event seen; having seen none, start afresh.
+      if (this.epoch !== null && this.seq !== null) hello.resume = { epoch: this.epoch, seq: this.seq };
       socket.send(JSON.stringify(hello));
     };
     socket.onmessage = (event) => this.receive(JSON.parse(event.data));
@@ -153,6 +155,7 @@ export class Live {
     switch (frame.type) {
       case "welcome":
         this.tries = 0;
+        this.welcomed = true;
         this.player = frame.player;
         if (!frame.resumed) this.seq = null;
         this.epoch = frame.epoch;
@@ -191,7 +194,7 @@ export class Live {
     const frame = { type: "act", id, action, idempotency_key: randomKey() };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { frame, resolve, reject });
-      if (this.socket?.readyState === WebSocket.OPEN && this.epoch !== null) {
+      if (this.socket?.readyState === WebSocket.OPEN && this.welcomed) {
         this.socket.send(JSON.stringify(frame));
       }
     });

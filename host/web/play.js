@@ -11,6 +11,8 @@ const boards = { hokm, roguelike, tabletop };
 const main = document.getElementById("main");
 const who = document.getElementById("who");
 let leave = () => {};
+/** Counts page changes: a page whose loading outlived it stops. */
+let visit = 0;
 
 /** Who plays from this browser: `{account, name, token}` or `{guest: name}`. */
 const me = () => store.get("me");
@@ -128,7 +130,7 @@ function gameCard(game) {
   const create = async (e) => {
     e.preventDefault();
     try {
-      const created = await api("POST", `/v1/games/${game.name}/sessions`, { body: { config: config() } });
+      const created = await api("POST", `/v1/games/${game.name}/sessions`, { body: { config: config(), listed: true } });
       await join(created.session, game.name);
     } catch (error) {
       toast(describe(error));
@@ -183,13 +185,25 @@ async function lobby() {
     fill(main, signIn());
     return;
   }
+  const here = visit;
   const { games } = await api("GET", "/v1/games");
+  if (here !== visit) return;
   fill(main, h("div", { class: "grid" }, games.map(gameCard)));
 }
 
 // ---- A session ----------------------------------------------------------
 
+/** A selector that finds `el` again after a redraw, if it has one. */
+function identify(el) {
+  for (const attribute of ["name", "data-token", "data-card", "data-suit", "aria-label"]) {
+    const value = el.getAttribute(attribute);
+    if (value) return `[${attribute}="${CSS.escape(value)}"]`;
+  }
+  return null;
+}
+
 async function play(session) {
+  const here = visit;
   const status = h("span", { class: "tag", role: "status" }, "connecting");
   const board = h("section", { class: "board-area", "aria-label": "the game" });
   const info = h("p", { class: "muted small" });
@@ -203,6 +217,7 @@ async function play(session) {
     put(board, h("p", { class: "error" }, describe(error)));
     return;
   }
+  if (here !== visit) return; // left meanwhile
   const game = summaryNow.game;
   const draw = boards[game] ?? generic;
   const describeSeat = () => {
@@ -228,9 +243,9 @@ async function play(session) {
       current = frame;
       summaryNow.finished = frame.finished;
       // A new view redraws the board: whoever was typing keeps the field.
-      const typing = board.contains(document.activeElement) ? document.activeElement.getAttribute("name") : null;
+      const focused = board.contains(document.activeElement) ? identify(document.activeElement) : null;
       draw.render(board, frame.view, { ...ctx, finished: frame.finished, outcome: frame.outcome });
-      if (typing) board.querySelector(`[name="${typing}"]`)?.focus();
+      if (focused) board.querySelector(focused)?.focus();
     },
     onMessage: (frame) => draw.message?.(board, frame.message, ctx),
     onEnd: (code, reason) => {
@@ -268,6 +283,7 @@ const generic = {
 // ---- Routing ------------------------------------------------------------
 
 async function route() {
+  visit += 1;
   leave();
   leave = () => {};
   header();

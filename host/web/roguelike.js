@@ -35,6 +35,7 @@ function keyed(board) {
     if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return;
     const { view, ctx } = boards.get(board) ?? {};
     if (!view?.you || ctx.finished || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (view.turn !== view.you.name) return; // not your turn: nothing to send
     let action = null;
     const dir = KEYS[event.key];
     if (dir) action = step(view, dir);

@@ -87,14 +87,15 @@ function dice(roll) {
 }
 
 export function render(root, view, ctx) {
-  const draft = drafts.get(root) ?? { chat: "", dice: "d20" };
+  const draft = drafts.get(root) ?? { chat: "", dice: "d20", token: "", template: "", hidden: false };
   drafts.set(root, draft);
   const playing = ctx.player && !ctx.finished;
   const chat = h("input", { name: "chat", maxlength: 500, "aria-label": "chat message", value: draft.chat, oninput: (e) => { draft.chat = e.target.value; } });
   const expr = h("input", { name: "dice", maxlength: 64, "aria-label": "dice", value: draft.dice, oninput: (e) => { draft.dice = e.target.value; } });
-  const tokenName = h("input", { name: "token", maxlength: 32, "aria-label": "token name", placeholder: "name" });
-  const template = h("select", { name: "template", "aria-label": "stat block" }, TEMPLATES.map((t) => h("option", { value: t }, t || "no stat block")));
-  const hidden = h("input", { type: "checkbox", name: "hidden" });
+  const tokenName = h("input", { name: "token", maxlength: 32, "aria-label": "token name", placeholder: "name", value: draft.token, oninput: (e) => { draft.token = e.target.value; } });
+  const template = h("select", { name: "template", "aria-label": "stat block", onchange: (e) => { draft.template = e.target.value; } },
+    TEMPLATES.map((t) => h("option", { value: t, selected: t === draft.template }, t || "no stat block")));
+  const hidden = h("input", { type: "checkbox", name: "hidden", checked: draft.hidden, onchange: (e) => { draft.hidden = e.target.checked; } });
   const free = () => {
     const taken = new Set(view.tokens.map((t) => `${t.x},${t.y}`));
     for (let i = 0; i < view.width * view.height; i++) {
@@ -139,7 +140,8 @@ export function render(root, view, ctx) {
           const action = { type: "add_token", name: tokenName.value, x, y };
           if (template.value) action.template = template.value;
           if (hidden.checked) action.hidden = true;
-          ctx.act(action).catch(() => {});
+          draft.token = "";
+          ctx.act(action).catch(() => { draft.token = action.name; });
         }) }, tokenName, template,
           view.gm === ctx.player ? h("label", {}, "hidden", hidden) : null,
           h("button", { type: "submit" }, "Add"))) : null,

@@ -25,6 +25,21 @@ export async function browser() {
  * records every script error and console error. */
 export async function person(chrome, size = DESKTOP) {
   const context = await chrome.newContext({ viewport: size, deviceScaleFactor: 1, hasTouch: size === PHONE });
+  // Every refusal the page shows (a toast), kept for the test to read.
+  await context.addInitScript(() => {
+    window.__refusals = [];
+    document.addEventListener("DOMContentLoaded", () => {
+      const toasts = document.getElementById("toast");
+      if (!toasts) return;
+      new MutationObserver((changes) => {
+        for (const change of changes) {
+          for (const node of change.addedNodes) {
+            if (node.classList?.contains("bad")) window.__refusals.push(node.textContent);
+          }
+        }
+      }).observe(toasts, { childList: true });
+    });
+  });
   const page = await context.newPage();
   page.problems = [];
   page.on("pageerror", (error) => page.problems.push(`page error: ${error.message}`));
@@ -40,6 +55,9 @@ export async function person(chrome, size = DESKTOP) {
 export function assertClean(...pages) {
   for (const page of pages) assert.deepEqual(page.problems, [], "the page had errors");
 }
+
+/** The refusals `page` has shown since it was last loaded. */
+export const refusals = (page) => page.evaluate(() => window.__refusals);
 
 /** Saves `page` as `NAME-desktop.png` or `NAME-phone.png`. */
 export async function shot(page, name) {

@@ -134,6 +134,8 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_status() {
                 &header,
             ])
             .env("SCHEMATHESIS_HOOKS", "")
+            // Its cache and reports go there, not into the repository.
+            .current_dir(std::env::temp_dir())
             .stdin(Stdio::null())
             .output()
             .await

@@ -65,7 +65,7 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
             ok(json!({ "plugins": plugins }))
         }
         (&Method::GET | &Method::HEAD, ["storage", plugin]) => {
-            browse(server, plugin, &Query(query)).await
+            browse(server, plugin, &Query::parse(query)).await
         }
         (&Method::POST, ["storage", plugin, "edit"]) => {
             let namespace = namespace_of(server, plugin)?;
@@ -73,7 +73,7 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
             edit_storage(server, namespace, edit).await
         }
         (&Method::GET | &Method::HEAD, ["accounts"]) => {
-            let query = Query(query);
+            let query = Query::parse(query);
             let limit = query.number("limit", 50)?.clamp(1, ACCOUNTS_PAGE_MAX);
             let prefix = query.get("prefix").unwrap_or("");
             let (accounts, next) = server
@@ -272,17 +272,23 @@ const ITEMS_PAGE_MAX: u64 = 1000;
 /// Longest value or body a storage listing shows whole (bytes).
 const SHOWN_BYTES_MAX: usize = 2048;
 
-/// A query string's parameters (`name=value&...`, not percent-decoded:
-/// keys and names here are plain).
-struct Query<'a>(&'a str);
+/// A query string's parameters (`name=value&...`, form-decoded).
+struct Query(Vec<(String, String)>);
 
-impl<'a> Query<'a> {
-    fn get(&self, name: &str) -> Option<&'a str> {
+impl Query {
+    fn parse(query: &str) -> Query {
+        Query(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
         self.0
-            .split('&')
-            .filter_map(|pair| pair.split_once('='))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value)
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 
     fn number(&self, name: &str, default: u64) -> Result<u64, ApiError> {
@@ -321,7 +327,7 @@ fn namespace_of(server: &Server, plugin: &str) -> Result<Namespace, ApiError> {
 /// (values and bodies over 2 KiB cut, and marked), and the count of every
 /// matching item by kind. It reads the whole namespace (an export), so it
 /// is for looking, not for serving.
-async fn browse(server: &Server, plugin: &str, query: &Query<'_>) -> Reply {
+async fn browse(server: &Server, plugin: &str, query: &Query) -> Reply {
     let namespace = namespace_of(server, plugin)?;
     let capability = query.get("capability").unwrap_or("cold");
     let prefix = query.get("prefix").unwrap_or("").to_owned();
@@ -371,9 +377,18 @@ async fn browse(server: &Server, plugin: &str, query: &Query<'_>) -> Reply {
 /// An item for the browser: long values and bodies cut.
 fn shown(item: Item) -> serde_json::Value {
     fn cut(bytes: &mut Vec<u8>) -> bool {
-        let long = bytes.len() > SHOWN_BYTES_MAX;
-        bytes.truncate(SHOWN_BYTES_MAX);
-        long
+        if bytes.len() <= SHOWN_BYTES_MAX {
+            return false;
+        }
+        let mut end = SHOWN_BYTES_MAX;
+        // Text stays text: cut where a character starts.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+        }
+        bytes.truncate(end);
+        true
     }
     fn cut_text(text: &mut String) -> bool {
         let long = text.len() > SHOWN_BYTES_MAX;

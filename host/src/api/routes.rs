@@ -302,7 +302,9 @@ async fn route_request(
                 .config
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "{}".to_owned());
-            let created = sessions.create(game, &config, body.seed).await?;
+            let created = sessions
+                .create(game, &config, body.seed, body.listed)
+                .await?;
             reply(
                 StatusCode::CREATED,
                 json!({
@@ -505,6 +507,10 @@ struct CreateRequest {
     /// allows it (replays, tests, practice).
     #[serde(default)]
     seed: Option<u64>,
+    /// Shown in the lobby (`GET /v1/games/{game}/sessions`) once someone
+    /// sits at it; unlisted, a session is reached only by its id.
+    #[serde(default)]
+    listed: bool,
 }
 
 #[derive(Deserialize)]
