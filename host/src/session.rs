@@ -577,15 +577,8 @@ impl Sessions {
     /// The sessions in memory on each plugin version, by id. A session
     /// busy with a call right now is left out rather than waited for.
     pub fn sessions_by_version(&self) -> HashMap<String, Vec<String>> {
-        let slots: Vec<(String, Slot)> = self
-            .live
-            .lock()
-            .expect("sessions map poisoned")
-            .iter()
-            .map(|(id, slot)| (id.clone(), slot.clone()))
-            .collect();
         let mut by_version: HashMap<String, Vec<String>> = HashMap::new();
-        for (id, slot) in slots {
+        for (id, slot) in self.slots() {
             if let Ok(guard) = slot.live.try_lock()
                 && let Some(live) = guard.as_ref()
             {
@@ -596,6 +589,16 @@ impl Sessions {
             }
         }
         by_version
+    }
+
+    /// Every session's slot in memory now, taken out of the map's lock.
+    fn slots(&self) -> Vec<(String, Slot)> {
+        self.live
+            .lock()
+            .expect("sessions map poisoned")
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect()
     }
 
     /// How many sessions keep a plugin instance now.
@@ -612,15 +615,9 @@ impl Sessions {
     /// The sessions in memory now, for operators: a session busy with a
     /// call right now is left out rather than waited for.
     pub fn live_sessions(&self) -> Vec<LiveSession> {
-        let slots: Vec<(String, Slot)> = self
-            .live
-            .lock()
-            .expect("sessions map poisoned")
-            .iter()
-            .map(|(id, slot)| (id.clone(), slot.clone()))
-            .collect();
         let now = now_ms();
-        let mut sessions: Vec<LiveSession> = slots
+        let mut sessions: Vec<LiveSession> = self
+            .slots()
             .into_iter()
             .filter_map(|(id, slot)| {
                 let guard = slot.live.try_lock().ok()?;

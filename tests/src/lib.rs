@@ -35,6 +35,14 @@ pub fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
+/// Every game `scripts/run-offline.sh` serves, as (name, component) pairs.
+pub const EVERY_GAME: &[(&str, &str)] = &[
+    ("hokm", "hokm"),
+    ("pig", "pig"),
+    ("tabletop", "tabletop"),
+    ("roguelike", "roguelike"),
+];
+
 /// A config for tests: sled in `data_dir`, listening anywhere, the given
 /// plugins as (name, component) pairs.
 pub fn test_config(data_dir: &std::path::Path, plugins: &[(&str, &str)]) -> Config {

@@ -5,7 +5,7 @@
 //! `scripts/test.sh`) installs them. Screenshots go to
 //! `tests/browser/screenshots/`.
 
-use hoard_tests::TestHost;
+use hoard_tests::{EVERY_GAME, TestHost};
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -23,19 +23,11 @@ async fn run(file: &str) {
         dir.join("node_modules/playwright-core").exists(),
         "Playwright is missing: run scripts/test-deps.sh (scripts/test.sh does)"
     );
-    let host = TestHost::start_with(
-        &[
-            ("hokm", "hokm"),
-            ("pig", "pig"),
-            ("tabletop", "tabletop"),
-            ("roguelike", "roguelike"),
-        ],
-        |config| {
-            config.admin.token = Some(ADMIN_TOKEN.into());
-            config.server.registrations_per_client.burst = 1000;
-            config.server.logins_per_client.burst = 1000;
-        },
-    )
+    let host = TestHost::start_with(EVERY_GAME, |config| {
+        config.admin.token = Some(ADMIN_TOKEN.into());
+        config.server.registrations_per_client.burst = 1000;
+        config.server.logins_per_client.burst = 1000;
+    })
     .await;
     let output = tokio::process::Command::new("node")
         .args(["--test", "--test-reporter=spec", file])

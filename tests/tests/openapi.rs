@@ -6,7 +6,7 @@
 //! schemathesis in `target/test-venv`. (`hoard`'s unit tests check the
 //! other way: every route the router serves is described.)
 
-use hoard_tests::TestHost;
+use hoard_tests::{EVERY_GAME, TestHost};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -14,20 +14,12 @@ use std::process::Stdio;
 const ADMIN_TOKEN: &str = "openapi-tests-admin-token";
 
 async fn host() -> TestHost {
-    TestHost::start_with(
-        &[
-            ("hokm", "hokm"),
-            ("pig", "pig"),
-            ("tabletop", "tabletop"),
-            ("roguelike", "roguelike"),
-        ],
-        |config| {
-            config.admin.token = Some(ADMIN_TOKEN.into());
-            config.server.registrations_per_client.burst = 100_000;
-            config.server.logins_per_client.burst = 100_000;
-            config.accounts.logins_per_account.burst = 100_000;
-        },
-    )
+    TestHost::start_with(EVERY_GAME, |config| {
+        config.admin.token = Some(ADMIN_TOKEN.into());
+        config.server.registrations_per_client.burst = 100_000;
+        config.server.logins_per_client.burst = 100_000;
+        config.accounts.logins_per_account.burst = 100_000;
+    })
     .await
 }
 

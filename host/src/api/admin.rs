@@ -160,28 +160,10 @@ pub(super) async fn route(server: &Server, rest: &str, request: Request<Incoming
             ok(json!({ "capabilities": capabilities }))
         }
         (&Method::GET | &Method::HEAD, ["queue", "dead-letters"]) => {
-            let parameter = |name: &str| {
-                query
-                    .split('&')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(key, _)| *key == name)
-                    .map(|(_, value)| value)
-            };
-            let capability = parameter("capability").unwrap_or("cold");
-            let number = |name: &str, default: u64| -> Result<u64, ApiError> {
-                match parameter(name) {
-                    None => Ok(default),
-                    Some(text) => text.parse().map_err(|_| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "bad_query",
-                            format!("{name} must be a whole number"),
-                        )
-                    }),
-                }
-            };
-            let after = number("after", 0)?;
-            let limit = (number("limit", 100)? as usize).clamp(1, DEAD_LETTERS_PAGE_MAX);
+            let query = Query::parse(query);
+            let capability = query.get("capability").unwrap_or("cold");
+            let after = query.number("after", 0)?;
+            let limit = (query.number("limit", 100)? as usize).clamp(1, DEAD_LETTERS_PAGE_MAX);
             let letters = resilience
                 .and_then(|r| r.dead_letters(capability, after, limit))
                 .ok_or_else(|| not_guarded(capability))??;
