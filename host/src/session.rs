@@ -477,7 +477,7 @@ pub struct Sessions {
     cluster: Option<Arc<Cluster>>,
     /// How many sessions keep a plugin instance now.
     instances_kept: Arc<AtomicUsize>,
-    /// The sessions created here that still have free seats.
+    /// The listed sessions created here that still have free seats.
     lobby: Lobby,
 }
 
@@ -606,8 +606,9 @@ impl Sessions {
         self.instances_kept.load(Ordering::SeqCst)
     }
 
-    /// Up to `limit` sessions of `game` created here that still have a
-    /// free seat, newest first (see [`Lobby`]).
+    /// Up to `limit` sessions of `game` created here as listed that someone
+    /// sits at and that still have a free seat, newest first (see
+    /// [`Lobby`]).
     pub fn open_sessions(&self, game: &str, limit: usize) -> Vec<Open> {
         self.lobby.list(game, limit, now_ms())
     }

@@ -103,7 +103,7 @@ function every(ms, refresh) {
 
 const table = (head, rows) => h("div", { class: "scroll" }, h("table", {},
   h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
-  h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
+  h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": head[i] || null }, c)))))));
 
 // ---- Overview: health, instances, charts --------------------------------
 

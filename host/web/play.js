@@ -145,7 +145,9 @@ function gameCard(game) {
       put(extra, h("p", { class: "error" }, describe(error)));
     }
   };
-  const table = (head, body) => h("div", { class: "scroll" }, h("table", {}, h("tr", {}, head.map((c) => h("th", {}, c))), body.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
+  const table = (head, body) => h("div", { class: "scroll" }, h("table", {},
+    h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, body.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": head[i] || null }, c)))))));
   const leaderboard = rpcs.has("leaderboard")
     ? h("button", { class: "plain", onclick: show("Leaderboard", "leaderboard", game.name === "roguelike" ? { board: "depth" } : {}, (r) =>
         table(["#", "player", game.name === "roguelike" ? "depth" : "wins"], (r.wins ?? r.rows ?? []).map((e) => [e.rank, e.player, e.wins ?? e.score]))) }, "Leaderboard")
