@@ -5,7 +5,7 @@
 // letters, a storage browser per plugin (edits only once confirmed),
 // accounts (find, disable), and the API's description. Without the token it shows the
 // log-in and nothing else.
-import { h, put, fill, api, store, describe, ago } from "./lib.js";
+import { h, put, fill, api, store, describe, ago, toast, table } from "./lib.js";
 import * as hokm from "./hokm.js";
 import * as roguelike from "./roguelike.js";
 import * as tabletop from "./tabletop.js";
@@ -16,12 +16,6 @@ const who = document.getElementById("who");
 const token = () => store.get("admin", sessionStorage);
 const admin = (method, path, options = {}) => api(method, `/admin/v1/${path}`, { ...options, token: token() });
 let stop = () => {};
-
-function toast(text, bad = true) {
-  const line = h("p", { class: bad ? "bad" : "", role: "status" }, text);
-  document.getElementById("toast").append(line);
-  setTimeout(() => line.remove(), 5000);
-}
 
 function logIn(problem) {
   const input = h("input", { name: "token", type: "password", autocomplete: "off", required: true, "aria-label": "admin token" });
@@ -101,9 +95,6 @@ function every(ms, refresh) {
   return run();
 }
 
-const table = (head, rows) => h("div", { class: "scroll" }, h("table", {},
-  h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
-  h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": head[i] || null }, c)))))));
 
 // ---- Overview: health, instances, charts --------------------------------
 

@@ -34,6 +34,22 @@ export function put(el, ...children) {
   return fill(el, ...children);
 }
 
+/** Shows `text` for five seconds in the page's `#toast` box; `bad` marks
+ * a refusal or a failure. */
+export function toast(text, bad = true) {
+  const line = h("p", { class: bad ? "bad" : "", role: "status" }, text);
+  document.getElementById("toast").append(line);
+  setTimeout(() => line.remove(), 5000);
+}
+
+/** A table of `rows` under `head`, which scrolls sideways on its own and,
+ * on a phone, stacks each row with its cells named. */
+export function table(head, rows) {
+  return h("div", { class: "scroll" }, h("table", {},
+    h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
+    h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": head[i] || null }, c)))))));
+}
+
 /** An error the host answered with: its stable `code` and its message. */
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter) {

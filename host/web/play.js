@@ -2,7 +2,7 @@
 // session's page, which lives on the session's WebSocket events. Each game
 // draws its own view (hokm.js, roguelike.js, tabletop.js); a game without
 // one gets its view as JSON and a box for actions.
-import { h, put, fill, api, store, Live, describe } from "./lib.js";
+import { h, put, fill, api, store, Live, describe, toast, table } from "./lib.js";
 import * as hokm from "./hokm.js";
 import * as roguelike from "./roguelike.js";
 import * as tabletop from "./tabletop.js";
@@ -16,13 +16,6 @@ let visit = 0;
 
 /** Who plays from this browser: `{account, name, token}` or `{guest: name}`. */
 const me = () => store.get("me");
-
-function toast(text, bad = true) {
-  const box = document.getElementById("toast");
-  const line = h("p", { class: bad ? "bad" : "", role: "status" }, text);
-  box.append(line);
-  setTimeout(() => line.remove(), 5000);
-}
 
 function header() {
   const someone = me();
@@ -145,9 +138,6 @@ function gameCard(game) {
       put(extra, h("p", { class: "error" }, describe(error)));
     }
   };
-  const table = (head, body) => h("div", { class: "scroll" }, h("table", {},
-    h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
-    h("tbody", {}, body.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": head[i] || null }, c)))))));
   const leaderboard = rpcs.has("leaderboard")
     ? h("button", { class: "plain", onclick: show("Leaderboard", "leaderboard", game.name === "roguelike" ? { board: "depth" } : {}, (r) =>
         table(["#", "player", game.name === "roguelike" ? "depth" : "wins"], (r.wins ?? r.rows ?? []).map((e) => [e.rank, e.player, e.wins ?? e.score]))) }, "Leaderboard")

@@ -24,7 +24,7 @@
 //!   plugins, made current, and saved over the configured file. This
 //!   instance only: in a cluster, deploy to each.
 
-use super::routes::{Reply, bearer, ok};
+use super::routes::{Query, Reply, bearer, ok};
 use super::{ApiError, Server};
 use crate::storage::{ColdWrite, ExportView, HotWrite, Item, Namespace, Op, RecordWrite};
 use http::{Method, Request, StatusCode};
@@ -253,39 +253,6 @@ const ITEMS_PAGE_MAX: u64 = 1000;
 
 /// Longest value or body a storage listing shows whole (bytes).
 const SHOWN_BYTES_MAX: usize = 2048;
-
-/// A query string's parameters (`name=value&...`, form-decoded).
-struct Query(Vec<(String, String)>);
-
-impl Query {
-    fn parse(query: &str) -> Query {
-        Query(
-            form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    fn number(&self, name: &str, default: u64) -> Result<u64, ApiError> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(text) => text.parse().map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad_query",
-                    format!("{name} must be a whole number"),
-                )
-            }),
-        }
-    }
-}
 
 /// The namespace of the served plugin `plugin`.
 fn namespace_of(server: &Server, plugin: &str) -> Result<Namespace, ApiError> {

@@ -279,7 +279,7 @@ async fn route_request(
         Route::Admin(rest) => super::admin::route(server, rest, request).await,
         Route::Games => games(server),
         Route::Create(game) if method != Method::POST => {
-            if sessions.games().iter().all(|(name, _)| name != game) {
+            if app.catalog().current(game).is_none() {
                 return Err(crate::session::SessionError::UnknownGame(game.to_owned()).into());
             }
             let open: Vec<_> = sessions
@@ -481,11 +481,8 @@ fn account_data(app: &App) -> Vec<crate::data::account::Owned> {
 /// `?on_conflict=fail|skip|overwrite` (default `fail`).
 fn on_conflict(query: Option<&str>) -> Result<crate::data::OnConflict, ApiError> {
     use crate::data::OnConflict;
-    let value = query
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("on_conflict="));
-    match value {
+    let query = Query::parse(query.unwrap_or(""));
+    match query.get("on_conflict") {
         None | Some("fail") => Ok(OnConflict::Fail),
         Some("skip") => Ok(OnConflict::Skip),
         Some("overwrite") => Ok(OnConflict::Overwrite),
@@ -494,6 +491,39 @@ fn on_conflict(query: Option<&str>) -> Result<crate::data::OnConflict, ApiError>
             "bad_query",
             format!("on_conflict={other:?}: use fail, skip or overwrite"),
         )),
+    }
+}
+
+/// A query string's parameters (`name=value&...`, form-decoded).
+pub(super) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(super) fn parse(query: &str) -> Query {
+        Query(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    pub(super) fn number(&self, name: &str, default: u64) -> Result<u64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_query",
+                    format!("{name} must be a whole number"),
+                )
+            }),
+        }
     }
 }
 
